@@ -5,6 +5,7 @@ Commands
 predict    top-5 ImageNet classes of some images (the first thing to try with a pretrained network)
 demo       the main job: features, SVMs, retrieval and a report on the embedded demo sets (offline, minutes)
 reproduce  the paper's tables, paper versus ours (``--profile demo`` offline; ``--profile full`` with data and a GPU)
+download   download, verify and unpack a benchmark (same as ``python data_scripts/download.py``)
 bench      benchmarks that print figures and ratios: ``bench extract``, ``bench svm``, ``bench search``
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only
@@ -21,6 +22,7 @@ COMMANDS = {
     "predict": ("course_utils.predict", "top-5 ImageNet classes of images"),
     "demo": ("course_utils.demo", "run the main job on the embedded demo sets and write a report"),
     "reproduce": ("course_utils.reproduce", "reproduce the paper's tables, paper versus ours"),
+    "download": ("course_utils.datasets.download", "download, verify and extract one of the paper's benchmarks"),
 }
 BENCHMARKS = {
     "extract": ("course_utils.bench.extract", "feature-extraction throughput and memory"),

@@ -1,55 +1,618 @@
 """Inference engines: what runs the network cut at the requested layers on a batch of ready tensors.
 
-``make_engine(backbone, layers, engine="auto")`` returns a callable ``Engine`` mapping an ``NCHW`` float32 batch to one
-``(B, dim)`` numpy array per layer. The feature store does not care which engine produced the numbers.
+``make_engine(backbone, layers, engine="auto")`` returns a callable :class:`Engine` mapping an ``NCHW`` float32 batch
+to one ``(B, dim)`` float32 numpy array per layer. The feature store does not care which engine produced the
+numbers: every engine is checked against PyTorch before it is used, so they agree within :data:`TOLERANCE`.
+
+Engines
+-------
+``torch``        PyTorch eager. On a CPU the network runs in channels-last memory format (faster at small batches,
+                 never slower, measured in ``benchmarks/README.md``); on a GPU under bfloat16 autocast.
+``onnxruntime``  the same network exported to ONNX and run by ONNX Runtime (CPU provider; the CUDA provider when the
+                 ``onnxruntime-gpu`` build is installed and the device is a GPU). On a laptop CPU it runs the forward
+                 pass about 2.5 times faster than PyTorch eager, which is why ``auto`` picks it there.
+``compile``      ``torch.compile`` (inductor). Optional: compiling takes from half a minute to several minutes on a
+                 2-core CPU, so it only pays off for long runs. It is compiled for one batch size only; smaller
+                 batches are padded and larger ones split, so the last, partial batch never triggers a recompile.
+``auto``         ``onnxruntime`` on a CPU when it is installed and its export passes the check, else ``torch``.
+                 :attr:`Engine.reason` says which engine was picked and why; callers print it.
+
+Export once, verify, cache
+--------------------------
+The extractor (``Backbone.extractor(layers)``, one output per layer) is exported with a dynamic batch axis to
+``<cache>/onnx/<key>.onnx``. The key hashes everything that changes the file (:func:`onnx_cache_fields`): the
+backbone, its weights, the layers, the input size, the opset and the torch and onnxruntime versions. The file is
+written under a temporary name and renamed, and a sidecar ``<key>.json`` records the key and the file's SHA-256. A file
+is used only if its sidecar matches, its checksum matches and ONNX Runtime can open it; anything else (a truncated or
+half-written file, a stale sidecar) is exported again. Every time an ONNX engine is built, a probe batch goes through
+both ONNX Runtime and PyTorch, and if the L2-normalised features differ by more than :data:`TOLERANCE` the ONNX engine
+is refused and PyTorch is used instead, with an :class:`EngineFallbackWarning`.
+
+Which exporter: the TorchScript exporter (``dynamo=False``) exports EfficientNet-Lite0 in 1 to 4 s on a 2-core CPU;
+the ``torch.export`` one (``dynamo=True``) takes 20 to 45 s for the same network and gives the same features. So the
+TorchScript exporter goes first, and the ``torch.export`` one is the fallback for what tracing cannot capture
+(R-MAC pooling, whose region grid is computed with Python arithmetic on the map's shape) and for future torch
+releases that drop the TorchScript exporter.
+
+Threads: ONNX Runtime gets ``threads`` intra-op threads (default :func:`course_utils.config.cpu_count`, which honours
+``OMP_NUM_THREADS`` and cgroup quotas) and one inter-op thread; PyTorch's thread count is left to the caller
+(``features.extract`` plans it together with its decoding workers).
+
+:func:`bench_forward` measures the forward pass of every engine, batch size and memory format, for ``bench extract``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
 
+from . import config
 from .backbones import Backbone
 
-ENGINES = ("auto", "torch")
+ENGINES = ("auto", "torch", "onnxruntime", "compile")
+TOLERANCE = 1e-4  # largest |difference| allowed between L2-normalised features of an engine and of PyTorch eager
+OPSET = 18  # the lowest opset the torch.export-based exporter supports; the TorchScript one supports it too
+CACHE_FORMAT = 1  # bump when the export recipe changes (names, axes, exporter order), to invalidate cached files
+PROBE_BATCH = 3  # differs from the export batch (2), so the probe also checks that the batch axis is dynamic
+EXPORT_BATCH = 2
+# Preferred batch sizes, from the measurements in benchmarks/README.md ("Engines"): on a 2-core CPU ONNX Runtime's
+# throughput hardly depends on the batch, so a small batch keeps memory low and the decoding workers in step;
+# PyTorch eager is fastest near 16; a GPU wants large batches.
+PREFERRED_BATCH = {("onnxruntime", "cpu"): 8, ("torch", "cpu"): 16, ("compile", "cpu"): 16}
+GPU_BATCH = 128
+
+log = logging.getLogger(__name__)
 
 
-@dataclass
+class EngineFallbackWarning(UserWarning):
+    """An engine was asked for (or picked by ``auto``) but could not be used; PyTorch eager runs instead."""
+
+
+class EngineUnavailableError(RuntimeError):
+    """The engine asked for by name cannot run on this machine (for example: onnxruntime is not installed)."""
+
+
+class EngineMismatchError(RuntimeError):
+    """An engine's features differ from PyTorch eager's by more than :data:`TOLERANCE`."""
+
+
+# ----------------------------------------------------------------------------------------------------- engines
+
+
 class Engine:
-    """A ready-to-call forward pass for one backbone and one list of layers."""
+    """A ready-to-call forward pass for one backbone and one list of layers.
 
-    name: str
-    layers: list[str]
-    device: str
-    channels_last: bool
-    preferred_batch_size: int
-    _module: torch.nn.Module
+    ``engine(batch)`` takes an ``(B, 3, H, W)`` float32 tensor (any device) and returns one ``(B, dim)`` float32
+    array per layer, in the order of :attr:`layers`. :attr:`reason` says why this engine runs (print it).
+    """
+
+    name: str = ""
+
+    def __init__(self, layers: Sequence[str], device: str, channels_last: bool, preferred_batch_size: int,
+                 input_size: int, reason: str = "") -> None:
+        self.layers = list(layers)
+        self.device = device
+        self.channels_last = channels_last
+        self.preferred_batch_size = preferred_batch_size
+        self.input_size = input_size
+        self.reason = reason
+
+    def __call__(self, batch: torch.Tensor) -> list[np.ndarray]:
+        self._check(batch)
+        return self._forward(batch)
+
+    def _forward(self, batch: torch.Tensor) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _check(self, batch: torch.Tensor) -> None:
+        expected = (3, self.input_size, self.input_size)
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
+            raise ValueError(
+                f"The {self.name} engine needs a (B, {', '.join(map(str, expected))}) batch made by the backbone's "
+                f"transform; got shape {tuple(batch.shape)}."
+            )
+        if batch.dtype != torch.float32:
+            raise ValueError(f"The {self.name} engine needs a float32 batch; got {batch.dtype}.")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, layers={self.layers}, device={self.device!r}, "
+                f"preferred_batch_size={self.preferred_batch_size})")
+
+
+class TorchEngine(Engine):
+    """PyTorch eager: channels-last on request, bfloat16 autocast on CUDA."""
+
+    name = "torch"
+
+    def __init__(self, module: torch.nn.Module, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.module = module
 
     @torch.inference_mode()
-    def __call__(self, batch: torch.Tensor) -> list[np.ndarray]:
+    def _forward(self, batch: torch.Tensor) -> list[np.ndarray]:
         batch = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        if self.device.startswith("cuda"):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                outputs = self._module(batch)
-        else:
-            outputs = self._module(batch)
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.startswith("cuda")
+                    else contextlib.nullcontext())
+        with autocast:
+            outputs = self.module(batch)
         return [output.float().cpu().numpy() for output in outputs]
 
 
+class CompiledEngine(TorchEngine):
+    """``torch.compile`` for one batch size: smaller batches are padded, larger ones split (no recompilation)."""
+
+    name = "compile"
+
+    def _forward(self, batch: torch.Tensor) -> list[np.ndarray]:
+        size, n = self.preferred_batch_size, len(batch)
+        chunks = []
+        for start in range(0, n, size):
+            chunk = batch[start : start + size]
+            real = len(chunk)
+            if real < size:
+                padding = chunk[-1:].expand(size - real, *chunk.shape[1:])
+                chunk = torch.cat([chunk, padding])
+            chunks.append([output[:real] for output in super()._forward(chunk)])
+        return [np.concatenate([chunk[k] for chunk in chunks]) for k in range(len(self.layers))]
+
+
+class OnnxRuntimeEngine(Engine):
+    """ONNX Runtime on an exported, verified copy of the extractor."""
+
+    name = "onnxruntime"
+
+    def __init__(self, session, onnx_path: Path, max_abs_diff: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.session = session
+        self.onnx_path = onnx_path
+        self.max_abs_diff = max_abs_diff  # measured on the probe batch against PyTorch eager, after L2
+        self._input_name = session.get_inputs()[0].name
+
+    def _forward(self, batch: torch.Tensor) -> list[np.ndarray]:
+        pixels = np.ascontiguousarray(batch.detach().cpu().numpy())
+        return list(self.session.run(None, {self._input_name: pixels}))
+
+
+# ---------------------------------------------------------------------------------------------------- building
+
+
+def available_engines() -> list[str]:
+    """Names of the engines that can run here (``torch`` always; ``onnxruntime`` when installed; ``compile``)."""
+    names = ["torch"]
+    if _import_onnxruntime() is not None:
+        names.append("onnxruntime")
+    if hasattr(torch, "compile"):
+        names.append("compile")
+    return names
+
+
 def make_engine(
-    backbone: Backbone, layers: Sequence[str], engine: str = "auto", device: str | None = None
+    backbone: Backbone,
+    layers: Sequence[str],
+    engine: str = "auto",
+    device: str | None = None,
+    *,
+    threads: int | None = None,
+    channels_last: bool | None = None,
 ) -> Engine:
-    """Build the engine called ``engine`` for ``backbone`` cut at ``layers``."""
+    """Build the engine called ``engine`` (one of :data:`ENGINES`) for ``backbone`` cut at ``layers``.
+
+    ``device``: default the backbone's device (the model is moved there). ``threads``: ONNX Runtime's intra-op
+    threads (default :func:`config.cpu_count`). ``channels_last``: memory format of the torch engines (default: on).
+    ``auto`` picks ``onnxruntime`` on a CPU when it is installed and verified, else ``torch``; an ONNX engine that
+    cannot be exported or whose features differ from PyTorch's falls back to ``torch`` with an
+    :class:`EngineFallbackWarning`. Asking by name for ``onnxruntime`` when it is not installed raises
+    :class:`EngineUnavailableError`; an unknown name raises ``ValueError`` listing the valid ones.
+    """
     if engine not in ENGINES:
-        raise ValueError(f"Unknown engine {engine!r}; choose one of {ENGINES}.")
-    device = device or str(next(backbone.model.parameters()).device)
-    module = backbone.extractor(list(layers)).to(device)
-    channels_last = True
-    if channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    return Engine("torch", list(layers), device, channels_last, 16 if device == "cpu" else 128, module)
+        raise ValueError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
+    layers = list(layers) if not isinstance(layers, str) else [layers]
+    if not layers:
+        raise ValueError("make_engine() needs at least one layer name, e.g. backbone.default_layer.")
+    device = str(device or next(backbone.model.parameters()).device)
+    on_gpu = device.startswith("cuda")
+    channels_last = True if channels_last is None else channels_last
+
+    def eager(reason: str) -> TorchEngine:
+        return _torch_engine(backbone, layers, device, channels_last, reason)
+
+    if engine == "torch":
+        return eager("torch: asked for by name")
+    if engine == "auto" and on_gpu:
+        return eager(f"auto: torch on {device} (bfloat16 autocast); onnxruntime is the CPU default")
+    if engine == "compile":
+        return _fallback_on_error(lambda: _compiled_engine(backbone, layers, device, channels_last), eager, "compile")
+
+    ort = _import_onnxruntime()
+    if ort is None:
+        if engine == "onnxruntime":
+            raise EngineUnavailableError(
+                "engine='onnxruntime' needs the onnxruntime package, which is not installed: pip install onnxruntime "
+                "(or use engine='auto' or 'torch')."
+            )
+        return eager("auto: torch, because onnxruntime is not installed (pip install onnxruntime for ~2.5x on a CPU)")
+    prefix = "auto: onnxruntime on the CPU" if engine == "auto" else "onnxruntime: asked for by name"
+    return _fallback_on_error(
+        lambda: _onnxruntime_engine(ort, backbone, layers, device, threads or config.cpu_count(), prefix),
+        eager, "onnxruntime",
+    )
+
+
+def _fallback_on_error(build, eager, name: str) -> Engine:
+    """``build()``, or PyTorch eager with a warning naming the error if the optional engine fails in any way."""
+    try:
+        return build()
+    except Exception as err:  # export, session, compiler and mismatch errors alike: PyTorch still gives the features
+        message = f"The {name} engine cannot be used ({type(err).__name__}: {err}); running PyTorch eager instead."
+        warnings.warn(message, EngineFallbackWarning, stacklevel=3)
+        log.warning(message)
+        return eager(f"torch: fallback, the {name} engine failed: {err}")
+
+
+def _torch_engine(backbone: Backbone, layers: list[str], device: str, channels_last: bool, reason: str,
+                  cls: type[TorchEngine] = TorchEngine) -> TorchEngine:
+    module = backbone.extractor(layers).to(device)
+    module = module.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    batch = GPU_BATCH if kind == "cuda" else PREFERRED_BATCH[(cls.name, "cpu")]
+    return cls(module, layers=layers, device=device, channels_last=channels_last, preferred_batch_size=batch,
+               input_size=backbone.input_size, reason=reason)
+
+
+def _compiled_engine(backbone: Backbone, layers: list[str], device: str, channels_last: bool) -> CompiledEngine:
+    """Compile once (on the probe) and check the compiled features against eager ones before anyone uses them."""
+    engine = _torch_engine(backbone, layers, device, channels_last, "", cls=CompiledEngine)
+    eager_module = engine.module
+    engine.module = torch.compile(eager_module, dynamic=False)
+    probe = _probe_batch(backbone.input_size)
+    started = time.perf_counter()
+    got = engine(probe)
+    seconds = time.perf_counter() - started
+    diff = _max_normalised_diff(got, _reference(eager_module, probe, device))
+    if diff > TOLERANCE:
+        raise EngineMismatchError(_mismatch_message("torch.compile", diff))
+    engine.reason = (f"compile: torch.compile for batch {engine.preferred_batch_size} (compiled in {seconds:.0f} s, "
+                     f"max |diff| {diff:.1e} against eager after L2)")
+    return engine
+
+
+def _onnxruntime_engine(ort: ModuleType, backbone: Backbone, layers: list[str], device: str, threads: int,
+                        prefix: str) -> OnnxRuntimeEngine:
+    fields = onnx_cache_fields(backbone, layers)
+    path = onnx_path(backbone, layers)
+    module = backbone.extractor(layers).to(device).to(memory_format=torch.contiguous_format)
+    probe = _probe_batch(backbone.input_size)
+    reference = _reference(module, probe, device)
+    providers = _providers(ort, device)
+    session = _load_verified(ort, path, fields, threads, providers)
+    origin = "cached export"
+    if session is not None:
+        diff = _max_normalised_diff(_run_session(session, probe), reference)
+        if diff > TOLERANCE:  # a stale file (weights changed under the same id?): export afresh and judge that
+            log.warning("Cached ONNX file %s differs from PyTorch (%.1e); exporting it again.", path, diff)
+            session = None
+    if session is None:
+        exporter, seconds = export_onnx(backbone, layers, path, device=device)
+        session = _session(ort, path, threads, providers)
+        diff = _max_normalised_diff(_run_session(session, probe), reference)
+        origin = f"exported with the {exporter} exporter in {seconds:.1f} s"
+        if diff > TOLERANCE:
+            raise EngineMismatchError(_mismatch_message("ONNX Runtime", diff))
+    kind = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+    return OnnxRuntimeEngine(
+        session, path, diff, layers=layers, device=device, channels_last=False,
+        preferred_batch_size=GPU_BATCH if kind == "cuda" else PREFERRED_BATCH[("onnxruntime", "cpu")],
+        input_size=backbone.input_size,
+        reason=(f"{prefix} ({session.get_providers()[0]}, {threads} intra-op threads; {origin}; "
+                f"max |diff| {diff:.1e} against PyTorch after L2)"),
+    )
+
+
+def _import_onnxruntime() -> ModuleType | None:
+    """The onnxruntime module, or ``None`` when it is not installed (tests hide it through ``sys.modules``)."""
+    try:
+        return importlib.import_module("onnxruntime")
+    except ImportError:
+        return None
+
+
+def _providers(ort: ModuleType, device: str) -> list[str]:
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        warnings.warn(
+            f"engine='onnxruntime' on {device}: this onnxruntime build has no CUDA provider, so it runs on the CPU "
+            "(pip install onnxruntime-gpu, or use engine='torch' on a GPU).", EngineFallbackWarning, stacklevel=4,
+        )
+    return ["CPUExecutionProvider"]
+
+
+def _session(ort: ModuleType, path: Path, threads: int, providers: list[str]):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: ORT's warnings about unused initialisers are noise here
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def _run_session(session, batch: torch.Tensor) -> list[np.ndarray]:
+    return list(session.run(None, {session.get_inputs()[0].name: batch.numpy()}))
+
+
+# ------------------------------------------------------------------------------------------------ verification
+
+
+def _probe_batch(input_size: int) -> torch.Tensor:
+    """A fixed batch shaped like normalised images; its size differs from the export batch's."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(PROBE_BATCH, 3, input_size, input_size, generator=generator)
+
+
+def _reference(module: torch.nn.Module, batch: torch.Tensor, device: str) -> list[np.ndarray]:
+    """PyTorch eager features in float32 (TF32 off on CUDA, which would itself differ by more than the tolerance)."""
+    flags = (torch.backends.cudnn.flags(enabled=True, allow_tf32=False) if device.startswith("cuda")
+             else contextlib.nullcontext())
+    with torch.inference_mode(), flags:
+        return [output.float().cpu().numpy() for output in module(batch.to(device))]
+
+
+def _l2(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def _max_normalised_diff(got: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:
+    """Largest absolute difference between the L2-normalised rows of two lists of per-layer features."""
+    if len(got) != len(expected):
+        return float("inf")
+    diffs = []
+    for a, b in zip(got, expected, strict=True):
+        if a.shape != b.shape:
+            return float("inf")
+        diffs.append(float(np.abs(_l2(a.astype(np.float64)) - _l2(b.astype(np.float64))).max()))
+    return max(diffs)
+
+
+def _mismatch_message(engine: str, diff: float) -> str:
+    return (f"{engine} features differ from PyTorch eager by {diff:.2e} (max |difference| after L2 normalisation), "
+            f"more than the tolerance {TOLERANCE:.0e}")
+
+
+# --------------------------------------------------------------------------------------------- export and cache
+
+
+class OnnxExportError(RuntimeError):
+    """Neither ONNX exporter could export the extractor."""
+
+
+def onnx_cache_fields(backbone: Backbone, layers: Sequence[str], opset: int = OPSET) -> dict:
+    """Everything that changes the exported file, as a JSON-ready dict (what the cache key hashes)."""
+    ort = _import_onnxruntime()
+    return {
+        "format": CACHE_FORMAT,
+        "backbone": backbone.name,
+        "weights": _weights_fingerprint(backbone),
+        "layers": list(layers),
+        "input_size": backbone.input_size,
+        "opset": opset,
+        "torch": torch.__version__,
+        "onnxruntime": getattr(ort, "__version__", None),
+    }
+
+
+def onnx_cache_key(backbone: Backbone, layers: Sequence[str], opset: int = OPSET) -> str:
+    """``<backbone>-<20 hex digits>``: the file name (without suffix) of the cached ONNX export."""
+    canonical = json.dumps(onnx_cache_fields(backbone, layers, opset), sort_keys=True)
+    return f"{backbone.name}-{hashlib.sha256(canonical.encode()).hexdigest()[:20]}"
+
+
+def onnx_path(backbone: Backbone, layers: Sequence[str]) -> Path:
+    """Where the ONNX export of ``backbone`` cut at ``layers`` is cached (its sidecar has suffix ``.json``)."""
+    return config.cache_dir() / "onnx" / f"{onnx_cache_key(backbone, layers)}.onnx"
+
+
+def _weights_fingerprint(backbone: Backbone) -> str:
+    """``backbone.weights_id``; for random weights (same id, different numbers each load) a hash of the tensors."""
+    if backbone.pretrained and backbone.weights_id != "random-init":
+        return backbone.weights_id
+    digest = hashlib.sha256()
+    for name, tensor in backbone.model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"{backbone.weights_id}:sha256:{digest.hexdigest()}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_verified(ort: ModuleType, path: Path, fields: dict, threads: int, providers: list[str]):
+    """An ONNX Runtime session on the cached file, or ``None`` (with the reason logged) if it cannot be trusted."""
+    sidecar = path.with_suffix(".json")
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(sidecar.read_text())
+        if record.get("fields") != fields:
+            raise ValueError("its sidecar describes another export")
+        if record.get("size") != path.stat().st_size or record.get("sha256") != _sha256(path):
+            raise ValueError("its checksum does not match its sidecar (truncated or modified)")
+        return _session(ort, path, threads, providers)
+    except Exception as err:  # a missing sidecar, bad JSON, a file ONNX Runtime refuses: all mean export again
+        log.warning("Cached ONNX file %s is not usable (%s); exporting it again.", path, err)
+        return None
+
+
+def export_onnx(backbone: Backbone, layers: Sequence[str], path: Path, device: str = "cpu") -> tuple[str, float]:
+    """Export ``backbone.extractor(layers)`` to ``path`` (atomically) with its sidecar; returns (exporter, seconds).
+
+    Inputs are named ``images`` (``(batch, 3, S, S)``, batch dynamic); outputs ``feature0``, ``feature1``... one per
+    layer, in order. The TorchScript exporter is tried first (seconds), then the ``torch.export`` one (tens of
+    seconds; it handles Python arithmetic on shapes that tracing cannot). Raises :class:`OnnxExportError` naming
+    both failures.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    layers = list(layers)
+    module = backbone.extractor(layers).to(device).to(memory_format=torch.contiguous_format)
+    example = torch.zeros(EXPORT_BATCH, 3, backbone.input_size, backbone.input_size, device=device)
+    errors = []
+    for exporter in ("torchscript", "dynamo"):
+        started = time.perf_counter()
+        try:
+            with _temporary_file(path) as tmp:
+                _export(module, example, tmp, len(layers), dynamo=exporter == "dynamo")
+                os.replace(tmp, path)
+        except Exception as err:  # exporters raise many types; the next exporter may succeed
+            errors.append(f"{exporter}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            log.info("ONNX export of %s %s with the %s exporter failed: %s", backbone.name, layers, exporter, err)
+            continue
+        seconds = time.perf_counter() - started
+        record = {"key": path.stem, "fields": onnx_cache_fields(backbone, layers), "sha256": _sha256(path),
+                  "size": path.stat().st_size, "exporter": exporter, "export_seconds": round(seconds, 2)}
+        with _temporary_file(path.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(record, indent=2))
+            os.replace(tmp, path.with_suffix(".json"))
+        log.info("Exported %s %s to %s with the %s exporter in %.1f s.", backbone.name, layers, path, exporter, seconds)
+        return exporter, seconds
+    raise OnnxExportError(f"could not export {backbone.name} {layers} to ONNX ({'; '.join(errors)})")
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, target: Path, n_outputs: int, dynamo: bool) -> None:
+    outputs = [f"feature{i}" for i in range(n_outputs)]
+    kwargs: dict = {"input_names": ["images"], "output_names": outputs, "opset_version": OPSET, "dynamo": dynamo}
+    if dynamo:
+        kwargs.update(dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False, verbose=False)
+    else:
+        kwargs["dynamic_axes"] = {name: {0: "batch"} for name in ["images", *outputs]}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # The TorchScript exporter's deprecation notice and tracer warnings about shapes frozen to constants are
+        # expected here (only the batch axis is dynamic); the probe check catches any real problem.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(target), **kwargs)
+
+
+@contextlib.contextmanager
+def _temporary_file(final: Path) -> Iterator[Path]:
+    """A unique unused path beside ``final`` (same disk, so ``os.replace`` is atomic), removed if not renamed.
+
+    Not created here, so the exporter creates it with the usual permissions (``mkstemp`` would make it private).
+    """
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------- benchmarking
+
+
+def bench_forward(
+    backbone: Backbone,
+    layers: Sequence[str] | None = None,
+    batch_sizes: Sequence[int] = (1, 8, 16, 32),
+    engines: Sequence[str] | None = None,
+    seconds: float = 3.0,
+    *,
+    threads: int | None = None,
+) -> list[dict]:
+    """Forward-pass throughput of each engine, batch size and memory format, on random inputs (no decoding).
+
+    ``layers``: default ``[backbone.default_layer]``. ``engines``: default every engine available except
+    ``compile`` (whose compilation alone takes minutes on a 2-core CPU; name it to include it: it is measured at its
+    compiled batch size only). ``torch`` is measured in both memory formats, ``contiguous`` and ``channels_last``;
+    ``onnxruntime`` takes NCHW (``contiguous``).
+    Each figure runs the engine once to warm up, then repeatedly for at least ``seconds``.
+
+    Returns one dict per measurement: ``engine``, ``batch``, ``memory_format``, ``images_per_s``, ``threads``
+    (ONNX Runtime's intra-op threads, or torch's), ``device``. An engine that falls back to torch is reported under
+    the name it really ran with. :func:`speedup` turns the rows into ``ort_vs_torch``.
+    """
+    layers = list(layers or [backbone.default_layer])
+    engines = list(engines) if engines is not None else [e for e in available_engines() if e != "compile"]
+    unknown = [e for e in engines if e not in ENGINES or e == "auto"]
+    if unknown:
+        raise ValueError(f"bench_forward() got unknown engine(s) {unknown}; choose from torch, onnxruntime, compile.")
+    rows = []
+    for name in engines:
+        variants = [False, True] if name == "torch" else [True]
+        for channels_last in variants:
+            engine = make_engine(backbone, layers, name, threads=threads, channels_last=channels_last)
+            sizes = [engine.preferred_batch_size] if isinstance(engine, CompiledEngine) else batch_sizes
+            for batch_size in sizes:
+                rate = _images_per_second(engine, batch_size, seconds)
+                rows.append({
+                    "engine": engine.name, "batch": batch_size,
+                    "memory_format": "channels_last" if engine.channels_last else "contiguous",
+                    "images_per_s": rate, "device": engine.device,
+                    "threads": (engine.session.get_session_options().intra_op_num_threads
+                                if isinstance(engine, OnnxRuntimeEngine) else torch.get_num_threads()),
+                })
+                log.info("bench_forward %s", rows[-1])
+    return rows
+
+
+def _images_per_second(engine: Engine, batch_size: int, seconds: float) -> float:
+    generator = torch.Generator().manual_seed(1)
+    batch = torch.randn(batch_size, 3, engine.input_size, engine.input_size, generator=generator)
+    engine(batch)  # warm-up: first-call allocations, lazy initialisation
+    if engine.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    done, started = 0, time.perf_counter()
+    while True:
+        engine(batch)  # returns numpy arrays on the host, so the GPU work is finished when it returns
+        done += batch_size
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds and done >= 2 * batch_size:
+            return done / elapsed
+
+
+def speedup(rows: Sequence[dict], engine: str = "onnxruntime", baseline: str = "torch") -> float | None:
+    """Best images/s of ``engine`` over best images/s of ``baseline`` (each at its fastest batch and memory format).
+
+    ``speedup(bench_forward(...))`` is ``ort_vs_torch``; ``None`` when either engine has no row.
+    """
+    best = {}
+    for name in (engine, baseline):
+        rates = [row["images_per_s"] for row in rows if row["engine"] == name]
+        best[name] = max(rates) if rates else None
+    if not best[engine] or not best[baseline]:
+        return None
+    return best[engine] / best[baseline]
+
+
+def format_rows(rows: Sequence[dict]) -> str:
+    """The rows of :func:`bench_forward` as a table: one line per engine and memory format, one column per batch."""
+    batches = sorted({row["batch"] for row in rows})
+    header = f"{'engine':<13}{'memory format':<15}{'threads':>8}" + "".join(f"{'batch ' + str(b):>10}" for b in batches)
+    lines = [header]
+    seen: dict[tuple[str, str], dict[int, float]] = {}
+    threads: dict[tuple[str, str], int] = {}
+    for row in rows:
+        group = (row["engine"], row["memory_format"])
+        seen.setdefault(group, {})[row["batch"]] = row["images_per_s"]
+        threads[group] = row["threads"]
+    for (name, memory_format), rates in seen.items():
+        cells = "".join(f"{rates[b]:>10.1f}" if b in rates else f"{'':>10}" for b in batches)
+        lines.append(f"{name:<13}{memory_format:<15}{threads[(name, memory_format)]:>8}{cells}")
+    return "\n".join(lines) + "\n(images per second, forward pass only, random inputs at the network's input size)"

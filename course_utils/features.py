@@ -1,0 +1,499 @@
+"""Batched, cached, resumable feature extraction: images -> views -> network layers -> arrays on disk.
+
+Every table of the course is computed from :func:`extract`, so it is built to be run once and read many times:
+
+* **Decode once, cut every view.** A DataLoader worker opens each image once (:func:`course_utils.imageio.open_rgb`),
+  crops its box if any, cuts all its views (:mod:`course_utils.augment`), applies the backbone's transform and hands
+  over one ``(V, C, H, W)`` tensor; the main process runs the network on batches of views while the worker decodes the
+  next images. On a CPU the two share the cores, so the worker count and torch's thread count are planned together
+  (:func:`plan_workers`; the measurements behind it are in ``benchmarks/README.md``).
+* **Streaming into memory-mapped arrays.** Each layer's features go straight into ``<layer>.npy`` shaped
+  ``(n_images, n_views, dim)`` float32 (``numpy.lib.format.open_memmap``), so memory stays bounded by one batch
+  whatever the number of images, and reading the result back costs nothing until rows are touched.
+* **A cache keyed by everything that changes the numbers**: the backbone's name and weights, the layers, the input
+  size and mean/std, :data:`PREPROCESSING_VERSION`, the view spec (name and parameters), the crop boxes, and the
+  ordered list of images with each file's size and modification time. The *engine* (torch, ONNX Runtime,
+  torch.compile) and the batch size are left out on purpose: they change speed, not the features (equal within
+  floating-point tolerance), and a cache that a faster engine could not reuse would waste hours of GPU time.
+* **Resumable.** Rows are written in order; every :data:`CHECKPOINT_SECONDS` (and when interrupted, Ctrl-C
+  included) the arrays are flushed to disk and *then* ``progress.json`` records how many rows are done, atomically.
+  A killed run resumes from the last checkpoint. Only an entry holding ``complete.json`` (written last, atomically)
+  is ever read back as valid, so a half-written entry never is.
+* **Bad images.** ``on_error="raise"`` (default) stops at the first unusable file with a
+  :class:`~course_utils.imageio.BadImageError` naming it; ``on_error="skip"`` fills its rows with NaN, marks it
+  invalid in :attr:`FeatureSet.valid` and lists it in :attr:`FeatureSet.skipped` (saved in the cache entry too).
+
+Cache layout: ``<cache root>/features/<sha256 key>/`` holding ``key.json`` (what the key was made of, readable),
+``<layer>.npy`` per layer, ``progress.json`` while running and ``complete.json`` once done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from . import augment, backbones, config, engines
+from .datasets.images import write_text_atomic
+from .imageio import BadImageError, open_rgb
+
+PREPROCESSING_VERSION = 1  # bump whenever decoding, views or the backbone transforms change the pixels fed in
+CHECKPOINT_SECONDS = 15.0  # how often finished rows are flushed to disk and recorded in progress.json
+ON_ERROR = ("raise", "skip")
+_FEATURES_DIR = "features"
+_MIN_IMAGES_FOR_WORKERS = 8  # below this, forking a decoding worker costs more than it saves
+
+
+@dataclass
+class FeatureSet:
+    """Features of a list of images: ``arrays[layer]`` is read-only, shaped ``(n_images, n_views, dim)``, float32.
+
+    Row ``i`` always belongs to ``paths[i]``; an image skipped with ``on_error="skip"`` keeps its row, filled with
+    NaN, and ``valid[i]`` is False. ``cache_path`` is the cache entry folder (``None`` with ``cache=False``).
+    """
+
+    arrays: dict[str, np.ndarray]
+    paths: list[Path]
+    view_names: list[str]
+    valid: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    backbone: str = ""
+    weights_id: str = ""
+    views: str = ""
+    cache_path: Path | None = None
+    from_cache: bool = False
+
+    @property
+    def layers(self) -> list[str]:
+        """The extracted layers, in the order asked for."""
+        return list(self.arrays)
+
+    @property
+    def n_views(self) -> int:
+        """Views per image."""
+        return len(self.view_names)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        try:
+            return self.arrays[layer]
+        except KeyError:
+            raise KeyError(f"No layer {layer!r} in this FeatureSet; it holds {self.layers}.") from None
+
+
+def extract(
+    paths: Sequence[str | os.PathLike],
+    backbone: str | backbones.Backbone = config.DEFAULT_BACKBONE,
+    layers: str | Sequence[str] | None = None,
+    views: str | augment.ViewSpec = "whole",
+    *,
+    boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+    engine: str = "auto",
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    cache: bool | str | os.PathLike = True,
+    on_error: str = "raise",
+    progress: bool = True,
+    device: str | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> FeatureSet:
+    """Features of ``layers`` of ``backbone`` for every view of every image in ``paths`` (see the module docstring).
+
+    ``backbone`` is a registry name (loaded with its pretrained weights) or a loaded
+    :class:`~course_utils.backbones.Backbone`. ``layers``: one name, several (one pass gives them all: the layer
+    sweep), or ``None`` for the backbone's default layer. ``views``: ``"whole"``, ``"mirror"``, ``"paper16"`` or a view
+    spec. ``boxes``: optional ``(N, 4)`` ``(x0, y0, x1, y1)`` crop per image in pixels of the upright image, applied
+    before the views; a row of NaN means "whole image". ``batch_size`` counts views per forward pass (default: the
+    engine's preferred size); ``num_workers`` decoding processes (default: :func:`plan_workers`). ``cache``: ``True``
+    (the course cache), a folder to use as cache root, or ``False`` (in-memory arrays, nothing written; memory then
+    grows with the number of images). ``on_batch(done, total)`` is called after each batch of images is stored.
+
+    Raises :class:`~course_utils.imageio.BadImageError` for the first unusable image when ``on_error="raise"``, and
+    ``ValueError`` for an empty path list, unknown layers or views, or boxes of the wrong shape.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}.")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of views per forward pass; got {batch_size}.")
+    image_paths = [Path(os.path.abspath(os.fspath(p))) for p in paths]
+    if not image_paths:
+        raise ValueError("extract() got no image paths: check that the dataset folder holds images.")
+    spec = augment.get_views(views)
+    crop_boxes = _check_boxes(boxes, len(image_paths))
+    stats = _stat_files(image_paths, on_error)
+    if isinstance(backbone, str):
+        backbone = backbones.load(backbone, device=device or config.device())
+    layer_names = _check_layers(backbone, layers)
+    key = _cache_key(backbone, layer_names, spec, crop_boxes, image_paths, stats)
+
+    cache_root = _cache_root(cache)
+    run = _Run(backbone, layer_names, spec, image_paths, crop_boxes, engine, batch_size, num_workers, on_error,
+               progress, device, on_batch)
+    if cache_root is None:
+        return run.into_memory()
+    entry = cache_root / _FEATURES_DIR / hashlib.sha256(key.encode()).hexdigest()
+    entry.mkdir(parents=True, exist_ok=True)
+    with _exclusive(entry):  # a second process asking for the same features waits, then reads them
+        if (entry / "complete.json").is_file():
+            loaded = _load_entry(entry, run.template())
+            if loaded is not None:
+                return loaded
+        return run.into_entry(entry, key)
+
+
+def plan_workers(n_images: int, device: str, cores: int | None = None) -> tuple[int, int]:
+    """``(decoding workers, torch threads)`` for extracting ``n_images`` on ``device`` with ``cores`` CPU cores.
+
+    Few images: no worker (forking one costs more than it saves). On a GPU the main process only feeds the card, so
+    all but one core decode. On a CPU the network needs the cores and decoding takes a fraction of the forward
+    pass's time, so one worker per four cores decodes while torch keeps a thread per core: the operating system
+    lets the worker run whenever torch's threads wait, which on 2 cores measured faster than giving the worker a
+    core of its own (torch with 1 thread) or decoding in the main process (see ``benchmarks/README.md``).
+    """
+    cores = cores or config.cpu_count()
+    if n_images < _MIN_IMAGES_FOR_WORKERS:
+        return 0, cores
+    if device.startswith("cuda"):
+        return max(1, min(cores - 1, 8)), cores
+    return max(1, cores // 4), cores
+
+
+# --------------------------------------------------------------------------------------------------- input checks
+
+
+def _check_boxes(boxes, n_images: int) -> np.ndarray | None:
+    if boxes is None:
+        return None
+    array = np.asarray(boxes, dtype=np.float64)
+    if array.shape != (n_images, 4):
+        raise ValueError(f"boxes must have shape ({n_images}, 4), one (x0, y0, x1, y1) per image; got {array.shape}.")
+    some = ~np.isnan(array).all(axis=1)
+    partial = np.isnan(array).any(axis=1) & some
+    if partial.any():
+        raise ValueError(f"Box of image {int(np.flatnonzero(partial)[0])} mixes numbers and NaN; use all NaN for no box.")
+    bad = some & ((array[:, 2] <= array[:, 0]) | (array[:, 3] <= array[:, 1]))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"Box of image {i} {array[i].tolist()} is empty: it needs x1 > x0 and y1 > y0.")
+    return array
+
+
+def _stat_files(paths: list[Path], on_error: str) -> list[tuple[int, int] | None]:
+    """``(size, mtime_ns)`` per file for the cache key; ``None`` for a missing file (only allowed when skipping)."""
+    stats = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except OSError:
+            if on_error == "raise":
+                raise BadImageError(path, "the file does not exist (check the path and the dataset folder)") from None
+            stats.append(None)
+        else:
+            stats.append((info.st_size, info.st_mtime_ns))
+    return stats
+
+
+def _check_layers(backbone: backbones.Backbone, layers: str | Sequence[str] | None) -> list[str]:
+    names = [backbone.default_layer] if layers is None else [layers] if isinstance(layers, str) else list(layers)
+    if not names:
+        raise ValueError(f"No layers asked for; {backbone.name!r} offers {sorted(backbone.layers)}.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Layer list {names} names a layer twice.")
+    for name in names:
+        if name.partition("@")[0] not in backbone.layers:
+            raise ValueError(f"Backbone {backbone.name!r} has no layer {name!r}. Its layers: {sorted(backbone.layers)}.")
+    return names
+
+
+def _layer_dim(backbone: backbones.Backbone, layer: str) -> int:
+    return int(backbone.layers[layer.partition("@")[0]])
+
+
+def _cache_key(backbone, layers, spec, boxes, paths, stats) -> str:
+    """A canonical JSON of everything that changes the numbers (not the engine: see the module docstring)."""
+    content = {
+        "preprocessing_version": PREPROCESSING_VERSION,
+        "backbone": backbone.name,
+        "weights_id": backbone.weights_id,
+        "layers": list(layers),
+        "input_size": backbone.input_size,
+        "mean": [float(v) for v in backbone.mean],
+        "std": [float(v) for v in backbone.std],
+        "views": {"name": spec.name, "view_names": list(spec.view_names), "params": getattr(spec, "params", {})},
+        "boxes": None if boxes is None else [None if np.isnan(b).all() else [float(v) for v in b] for b in boxes],
+        "images": [[str(p), *(s if s is not None else (None, None))] for p, s in zip(paths, stats, strict=True)],
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"))
+
+
+def _cache_root(cache: bool | str | os.PathLike) -> Path | None:
+    if cache is False:
+        return None
+    return config.cache_dir() if cache is True else Path(cache).expanduser()
+
+
+def _layer_file(entry: Path, layer: str) -> Path:
+    return entry / (re.sub(r"[^A-Za-z0-9_.@+-]", "_", layer) + ".npy")
+
+
+@contextlib.contextmanager
+def _exclusive(entry: Path) -> Iterator[None]:
+    """Hold an advisory lock on a cache entry (POSIX); elsewhere, no lock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: two notebooks extracting the same features at once would both compute them
+        yield
+        return
+    with open(entry / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_json(path: Path, content: dict) -> None:
+    write_text_atomic(path, json.dumps(content, indent=1))
+
+
+# --------------------------------------------------------------------------------------------------- decoding
+
+
+class _ImageViews(Dataset):
+    """Item ``i``: ``(index, (V, C, H, W) tensor or None, reason or None)`` for image ``start + i``.
+
+    Bad images come back as a reason, not an exception: DataLoader re-raises worker exceptions as a bare
+    ``RuntimeError`` when their constructor takes more than a message, and the main process decides whether to skip.
+    """
+
+    def __init__(self, paths, start, spec, transform, boxes) -> None:
+        self.paths, self.start, self.spec, self.transform, self.boxes = paths, start, spec, transform, boxes
+
+    def __len__(self) -> int:
+        return len(self.paths) - self.start
+
+    def __getitem__(self, item: int) -> tuple[int, torch.Tensor | None, str | None]:
+        index = self.start + item
+        try:
+            image = open_rgb(self.paths[index])
+            if self.boxes is not None and not np.isnan(self.boxes[index]).all():
+                image = _crop(image, self.boxes[index], self.paths[index])
+        except BadImageError as err:
+            return index, None, err.reason
+        views = self.spec(image)
+        return index, torch.stack([self.transform(view) for view in views]), None
+
+
+def _crop(image: Image.Image, box: np.ndarray, path: Path) -> Image.Image:
+    width, height = image.size
+    x0, y0 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+    x1, y1 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise BadImageError(
+            path, f"its box {tuple(float(v) for v in box)} leaves less than 2x2 pixels of the {width}x{height} image"
+        )
+    return image.crop((x0, y0, x1, y1))
+
+
+def _collate(items):
+    """One batch: image indices, all views of the good images stacked, a good-image mask, and the bad ones' reasons."""
+    indices = [index for index, _, _ in items]
+    tensors = [tensor for _, tensor, _ in items if tensor is not None]
+    reasons = {index: reason for index, _, reason in items if reason is not None}
+    return indices, (torch.cat(tensors) if tensors else None), reasons
+
+
+# --------------------------------------------------------------------------------------------------- the run
+
+
+class _Run:
+    """One extraction job: the loop from decoded views to stored rows, into memory or into a cache entry."""
+
+    def __init__(self, backbone, layers, spec, paths, boxes, engine, batch_size, num_workers, on_error, progress,
+                 device, on_batch) -> None:
+        self.backbone, self.layers, self.spec, self.paths, self.boxes = backbone, layers, spec, paths, boxes
+        self.engine_name, self.batch_size, self.num_workers = engine, batch_size, num_workers
+        self.on_error, self.progress, self.on_batch = on_error, progress, on_batch
+        self.device = device or str(next(backbone.model.parameters()).device)
+        self.shapes = {layer: (len(paths), spec.n_views, _layer_dim(backbone, layer)) for layer in layers}
+
+    def template(self) -> FeatureSet:
+        """An empty FeatureSet describing this job (arrays to be filled in)."""
+        return FeatureSet({}, list(self.paths), list(self.spec.view_names), np.ones(len(self.paths), dtype=bool),
+                          [], self.backbone.name, self.backbone.weights_id, self.spec.name)
+
+    def into_memory(self) -> FeatureSet:
+        arrays = {layer: np.full(shape, np.nan, dtype=np.float32) for layer, shape in self.shapes.items()}
+        skipped: dict[int, str] = {}
+        self._loop(arrays, start=0, skipped=skipped, checkpoint=lambda done: None)
+        for array in arrays.values():
+            array.flags.writeable = False
+        return self._result(arrays, skipped, cache_path=None, from_cache=False)
+
+    def into_entry(self, entry: Path, key: str) -> FeatureSet:
+        arrays, start, skipped = self._open_or_resume(entry)
+        progress_file = entry / "progress.json"
+
+        def checkpoint(done: int) -> None:
+            for array in arrays.values():
+                array.flush()  # rows on disk first, then the record that says they are there
+            _write_json(progress_file, {"done": done, "skipped": _skipped_list(self.paths, skipped)})
+
+        if start == 0:
+            write_text_atomic(entry / "key.json", key)
+            checkpoint(0)
+        self._loop(arrays, start=start, skipped=skipped, checkpoint=checkpoint)
+        for array in arrays.values():
+            array.flush()
+        del arrays
+        _write_json(entry / "complete.json", {
+            "n_images": len(self.paths), "views": self.spec.view_names, "layers": self.layers,
+            "skipped": _skipped_list(self.paths, skipped),
+        })
+        progress_file.unlink(missing_ok=True)
+        loaded = _load_entry(entry, self.template())
+        if loaded is None:
+            raise RuntimeError(f"The feature cache entry {entry} was written but cannot be read back; delete it.")
+        loaded.from_cache = False
+        return loaded
+
+    def _open_or_resume(self, entry: Path) -> tuple[dict[str, np.memmap], int, dict[int, str]]:
+        """The entry's arrays, opened for writing: resumed from progress.json when it is consistent, else new."""
+        progress_file = entry / "progress.json"
+        if progress_file.is_file():
+            try:
+                record = json.loads(progress_file.read_text())
+                arrays = {layer: np.load(_layer_file(entry, layer), mmap_mode="r+") for layer in self.layers}
+                if all(arrays[layer].shape == shape and arrays[layer].dtype == np.float32
+                       for layer, shape in self.shapes.items()):
+                    skipped = {int(item["index"]): item["reason"] for item in record["skipped"]}
+                    return arrays, int(record["done"]), skipped
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # a damaged entry: start it again below
+            progress_file.unlink(missing_ok=True)
+        arrays = {
+            layer: np.lib.format.open_memmap(_layer_file(entry, layer), mode="w+", dtype=np.float32, shape=shape)
+            for layer, shape in self.shapes.items()
+        }
+        return arrays, 0, {}
+
+    def _loop(self, arrays, start: int, skipped: dict[int, str], checkpoint: Callable[[int], None]) -> None:
+        """Fill rows ``start..N-1`` of ``arrays`` in order; checkpoint regularly and on any interruption."""
+        n_images, n_views = len(self.paths), self.spec.n_views
+        if start >= n_images:
+            return
+        workers, threads = plan_workers(n_images - start, self.device)
+        if self.num_workers is not None:
+            workers = self.num_workers
+        forward = engines.make_engine(self.backbone, self.layers, engine=self.engine_name, device=self.device)
+        batch = self.batch_size or forward.preferred_batch_size
+        loader = DataLoader(
+            _ImageViews(self.paths, start, self.spec, self.backbone.transform, self.boxes),
+            batch_size=max(1, batch // n_views), num_workers=workers, collate_fn=_collate,
+            pin_memory=self.device.startswith("cuda"), persistent_workers=False,
+        )
+        done, last_checkpoint = start, time.monotonic()
+        bar = _progress_bar(n_images, start, self.progress, f"{self.backbone.name} {','.join(self.layers)}")
+        try:
+            with _torch_threads(threads), torch.inference_mode():
+                for indices, pixels, reasons in loader:
+                    if reasons and self.on_error == "raise":
+                        first = min(reasons)
+                        raise BadImageError(self.paths[first], reasons[first])
+                    rows = self._forward(forward, pixels, batch)
+                    good = np.array([index not in reasons for index in indices])
+                    for layer, array in arrays.items():
+                        block = np.full((len(indices), n_views, array.shape[2]), np.nan, dtype=np.float32)
+                        if rows[layer] is not None:
+                            block[good] = rows[layer].reshape(int(good.sum()), n_views, -1)
+                        array[done : done + len(indices)] = block
+                    skipped.update(reasons)
+                    done += len(indices)
+                    bar.update(len(indices))
+                    if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+                        checkpoint(done)
+                        last_checkpoint = time.monotonic()
+                    if self.on_batch is not None:
+                        self.on_batch(done, n_images)
+        except BaseException:
+            checkpoint(done)  # Ctrl-C, a bad image, a crash: keep every finished row for the next run
+            raise
+        finally:
+            bar.close()
+
+    def _forward(self, forward, pixels: torch.Tensor | None, batch: int) -> dict[str, np.ndarray | None]:
+        if pixels is None:
+            return {layer: None for layer in self.layers}
+        chunks = [forward(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]
+        return {layer: np.concatenate([chunk[k] for chunk in chunks]) for k, layer in enumerate(self.layers)}
+
+    def _result(self, arrays, skipped: dict[int, str], cache_path: Path | None, from_cache: bool) -> FeatureSet:
+        result = self.template()
+        result.arrays, result.cache_path, result.from_cache = arrays, cache_path, from_cache
+        result.skipped = [(str(self.paths[i]), skipped[i]) for i in sorted(skipped)]
+        result.valid[sorted(skipped)] = False
+        return result
+
+
+def _load_entry(entry: Path, template: FeatureSet) -> FeatureSet | None:
+    """The finished entry as a FeatureSet of read-only memory maps, or ``None`` when it does not match the job."""
+    try:
+        record = json.loads((entry / "complete.json").read_text())
+        arrays = {}
+        for layer in record["layers"]:
+            array = np.load(_layer_file(entry, layer), mmap_mode="r")
+            if array.shape[:2] != (len(template.paths), len(template.view_names)) or array.dtype != np.float32:
+                return None
+            arrays[layer] = array
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    template.arrays, template.cache_path, template.from_cache = arrays, entry, True
+    template.skipped = [(item["path"], item["reason"]) for item in record["skipped"]]
+    template.valid[[int(item["index"]) for item in record["skipped"]]] = False
+    return template
+
+
+def _skipped_list(paths: list[Path], skipped: dict[int, str]) -> list[dict]:
+    return [{"index": i, "path": str(paths[i]), "reason": skipped[i]} for i in sorted(skipped)]
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _progress_bar(total: int, initial: int, enabled: bool, label: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="img", desc=label, disable=not enabled, file=sys.stderr,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def clear_cache(cache_root: str | os.PathLike | None = None) -> int:
+    """Delete every stored feature entry under ``cache_root`` (default: the course cache); returns how many."""
+    root = (Path(cache_root) if cache_root else config.cache_dir()) / _FEATURES_DIR
+    entries = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    for entry in entries:
+        shutil.rmtree(entry)
+    return len(entries)

@@ -1,0 +1,266 @@
+"""The paper's evaluation measures, computed exactly as each benchmark's official protocol defines them.
+
+Published numbers differ mostly through protocol details, so each one is explicit here (``docs/protocols.md``
+gives the sources):
+
+* ``voc07_ap``: PASCAL VOC 2007 classification AP, *11-point interpolated*, difficult items removed.
+* ``average_precision``: non-interpolated AP (area under the precision-recall steps).
+* ``mean_class_accuracy``: mean of per-class accuracies (MIT-67, CUB, Flowers), not the overall accuracy.
+* ``mean_auc``: mean ROC AUC over attribute columns (UIUC attributes).
+* ``retrieval_ap`` / ``retrieval_map``: Oxford Buildings / INRIA Holidays AP, junk removed from the ranking and the
+  area summed with the trapezoidal rule; ``revisited_map``: revisited Oxford/Paris Easy, Medium and Hard.
+* ``ukbench_score``: UKBench N-S score (true images among the top 4, 0..4).
+
+Ties: whenever items are ranked by score, the sort is *stable* on descending score, so tied items keep their input
+order (lower index first). This matches the VOC devkit (MATLAB's stable ``sort``) and makes every value here
+deterministic. Note that scikit-learn's ``average_precision_score`` instead treats tied scores as one threshold,
+so the two agree only on tie-free scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+REVISITED_SETTINGS = ("easy", "medium", "hard")
+
+
+def _scores_and_labels(scores: object, labels: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """1-D float scores and bool labels of equal length, or a ``ValueError`` naming the problem."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.ndim != 1 or labels.ndim != 1 or scores.shape != labels.shape:
+        raise ValueError(
+            f"{what}: scores and labels must be 1-D of equal length (one class at a time); "
+            f"got shapes {scores.shape} and {labels.shape}."
+        )
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{what}: scores contain NaN or infinite values.")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{what}: labels must be 0 or 1; got values {np.unique(labels)[:10].tolist()}.")
+    return scores, labels.astype(bool)
+
+
+def rank_by_score(scores: object) -> np.ndarray:
+    """Indices of ``scores`` from highest to lowest; ties keep their input order (stable sort)."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def rankings_from_distances(distances: object) -> np.ndarray:
+    """Per query row of ``distances`` ``(Q, N)``, database indices from nearest to farthest (ties: lower index)."""
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.ndim != 2:
+        raise ValueError(f"rankings_from_distances: distances must be (queries, database); got {distances.shape}.")
+    if np.isnan(distances).any():
+        raise ValueError("rankings_from_distances: distances contain NaN.")
+    return np.argsort(distances, axis=1, kind="stable")
+
+
+def _hits_in_rank_order(scores: np.ndarray, labels: np.ndarray, what: str) -> np.ndarray:
+    hits = labels[rank_by_score(scores)]
+    if not hits.any():
+        raise ValueError(f"{what}: there is no positive item, so AP is undefined; leave this class out.")
+    return hits
+
+
+def voc07_ap(scores: object, labels: object, difficult: object = None) -> float:
+    """PASCAL VOC 2007 AP of one class: precision interpolated at the 11 recalls 0, 0.1, ..., 1.
+
+    At each recall level ``t`` the precision is the *maximum* precision at any rank whose recall is ``>= t``
+    (0 when recall never reaches ``t``); AP is the mean of the 11 values. Items with ``difficult`` true are removed
+    before ranking: they count neither as hits nor as errors.
+
+    Recall is compared with each level exactly (``10 * hits >= level * n_positives`` in integers). The MATLAB
+    devkit builds its levels as ``0:0.1:1``, whose 4th value is 0.30000000000000004 in floating point, so a
+    recall of exactly 0.3 misses that level there; the values differ only in that case (``docs/protocols.md``).
+    """
+    scores, labels = _scores_and_labels(scores, labels, "voc07_ap")
+    if difficult is not None:
+        difficult = np.asarray(difficult, dtype=bool)
+        if difficult.shape != scores.shape:
+            raise ValueError(f"voc07_ap: difficult has shape {difficult.shape}, scores {scores.shape}.")
+        scores, labels = scores[~difficult], labels[~difficult]
+    hits = _hits_in_rank_order(scores, labels, "voc07_ap")
+    true_positives = np.cumsum(hits)
+    precision = true_positives / np.arange(1, hits.size + 1)
+    n_positives = int(true_positives[-1])
+    total = 0.0
+    for level in range(11):
+        reached = 10 * true_positives >= level * n_positives
+        total += precision[reached].max() if reached.any() else 0.0
+    return total / 11
+
+
+def average_precision(scores: object, labels: object) -> float:
+    """Non-interpolated AP: the mean, over positives, of the precision at each positive's rank.
+
+    Equal to scikit-learn's ``average_precision_score`` when scores have no ties (ties here are broken by input
+    order; see the module docstring).
+    """
+    scores, labels = _scores_and_labels(scores, labels, "average_precision")
+    hits = _hits_in_rank_order(scores, labels, "average_precision")
+    ranks = np.flatnonzero(hits) + 1
+    return float(np.mean(np.arange(1, ranks.size + 1) / ranks))
+
+
+def mean_ap(scores: object, labels: object, difficult: object = None, interpolation: str = "voc07") -> float:
+    """Mean over columns of the AP of an ``(items, classes)`` score matrix (``"voc07"`` 11-point or ``"area"``).
+
+    Every column must have at least one (non-difficult) positive; drop empty columns first.
+    """
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    if scores.ndim != 2 or scores.shape != labels.shape:
+        raise ValueError(f"mean_ap: scores and labels must be (items, classes) of equal shape; got "
+                         f"{scores.shape} and {labels.shape}.")
+    if interpolation not in ("voc07", "area"):
+        raise ValueError(f"mean_ap: interpolation must be 'voc07' or 'area'; got {interpolation!r}.")
+    difficult = np.zeros(labels.shape, dtype=bool) if difficult is None else np.asarray(difficult, dtype=bool)
+    aps = [
+        voc07_ap(scores[:, k], labels[:, k], difficult[:, k])
+        if interpolation == "voc07"
+        else average_precision(scores[~difficult[:, k], k], labels[~difficult[:, k], k])
+        for k in range(scores.shape[1])
+    ]
+    return float(np.mean(aps))
+
+
+def mean_class_accuracy(y_true: object, y_pred: object) -> float:
+    """Mean over the classes present in ``y_true`` of the fraction of that class's items predicted correctly.
+
+    This is the mean of the confusion matrix's normalised diagonal (the paper's MIT-67 measure), so every class
+    weighs the same however many test images it has. Classes that appear only in ``y_pred`` have no items and
+    are not averaged.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(
+            f"mean_class_accuracy: y_true and y_pred must be non-empty 1-D arrays of equal length; got shapes "
+            f"{y_true.shape} and {y_pred.shape}."
+        )
+    classes, class_index = np.unique(y_true, return_inverse=True)
+    correct = np.bincount(class_index, weights=(y_true == y_pred), minlength=classes.size)
+    return float(np.mean(correct / np.bincount(class_index, minlength=classes.size)))
+
+
+def mean_auc(scores: object, labels: object) -> float:
+    """Mean over columns of the ROC AUC of an ``(items, attributes)`` score matrix (UIUC attributes' mAUC).
+
+    Tied scores count one half (the usual AUC convention). A column whose labels are all equal has no AUC; the
+    error names such columns so that they can be dropped explicitly.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if scores.ndim == 1:
+        scores, labels = scores[:, None], labels.reshape(-1, 1)
+    if scores.ndim != 2 or scores.shape != labels.shape:
+        raise ValueError(
+            f"mean_auc: scores and labels must be (items, attributes) of equal shape; got {scores.shape} and "
+            f"{labels.shape}."
+        )
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("mean_auc: labels must be 0 or 1.")
+    positives = labels.sum(axis=0)
+    undefined = np.flatnonzero((positives == 0) | (positives == labels.shape[0]))
+    if undefined.size:
+        raise ValueError(
+            f"mean_auc: column(s) {undefined.tolist()} have only one label value, so AUC is undefined; "
+            "drop them before averaging."
+        )
+    return float(np.mean([roc_auc_score(labels[:, k], scores[:, k]) for k in range(scores.shape[1])]))
+
+
+def retrieval_ap(ranked_ids: Sequence[object], positives: Iterable[object], junk: Iterable[object] = ()) -> float:
+    """AP of one ranked list as the Oxford Buildings (``compute_ap.cpp``) and INRIA Holidays scripts compute it.
+
+    Junk ids are dropped from the ranking as if absent (they neither help nor hurt), then the area under the
+    precision-recall curve is summed with the trapezoidal rule between consecutive recall steps, starting from
+    precision 1 at recall 0. Positives missing from ``ranked_ids`` are never retrieved (recall stays below 1).
+    For Holidays pass the query itself as junk; for Oxford/Paris pass the "junk" list (and "good"+"ok" as
+    positives).
+    """
+    positives, junk = set(positives), set(junk)
+    if not positives:
+        raise ValueError("retrieval_ap: the query has no positives, so AP is undefined; skip this query.")
+    both = positives & junk
+    if both:
+        raise ValueError(f"retrieval_ap: ids {sorted(both, key=str)[:5]} are both positive and junk; fix the "
+                         "ground truth.")
+    ranked = list(ranked_ids)
+    if len(set(ranked)) != len(ranked):
+        raise ValueError("retrieval_ap: ranked_ids contains an id more than once.")
+    ap, found, position = 0.0, 0, 0
+    recall_step = 1.0 / len(positives)
+    for item in ranked:
+        if item in junk:
+            continue
+        position += 1
+        if item in positives:
+            precision_before = found / (position - 1) if position > 1 else 1.0
+            found += 1
+            ap += recall_step * (precision_before + found / position) / 2
+    return ap
+
+
+def retrieval_map(
+    rankings: Iterable[Sequence[object]],
+    positives: Iterable[Iterable[object]],
+    junk: Iterable[Iterable[object]] | None = None,
+) -> float:
+    """Mean of :func:`retrieval_ap` over queries; ``rankings[q]``, ``positives[q]``, ``junk[q]`` are query ``q``'s."""
+    rankings, positives = list(rankings), list(positives)
+    junk = [()] * len(rankings) if junk is None else list(junk)
+    if not (len(rankings) == len(positives) == len(junk)) or not rankings:
+        raise ValueError(
+            f"retrieval_map: need one ranking, positive list and junk list per query; got {len(rankings)}, "
+            f"{len(positives)} and {len(junk)}."
+        )
+    return float(np.mean([retrieval_ap(r, p, j) for r, p, j in zip(rankings, positives, junk, strict=True)]))
+
+
+def revisited_map(
+    rankings: Iterable[Sequence[object]], gnd: Sequence[Mapping[str, Iterable[object]]], setting: str = "medium"
+) -> float:
+    """Revisited Oxford/Paris mAP (Radenovic et al., CVPR 2018) in one setting, built on :func:`retrieval_ap`.
+
+    ``gnd[q]`` has ``"easy"``, ``"hard"`` and ``"junk"`` id lists. Easy: positives are the easy images, hard ones
+    are ignored like junk. Medium: easy and hard are positives. Hard: hard are positives, easy are ignored.
+    Queries with no positive in a setting are skipped, as the official script does. ``rankings[q]`` is query
+    ``q``'s ranked list (one row per query, whereas the official script stores one column per query).
+    """
+    if setting not in REVISITED_SETTINGS:
+        raise ValueError(f"revisited_map: setting must be one of {REVISITED_SETTINGS}; got {setting!r}.")
+    rankings = list(rankings)
+    if len(rankings) != len(gnd):
+        raise ValueError(f"revisited_map: {len(rankings)} rankings for {len(gnd)} ground-truth entries.")
+    aps = []
+    for ranking, truth in zip(rankings, gnd, strict=True):
+        missing = {"easy", "hard", "junk"} - set(truth)
+        if missing:
+            raise ValueError(f"revisited_map: a ground-truth entry lacks {sorted(missing)}.")
+        easy, hard, junk = (list(truth[key]) for key in ("easy", "hard", "junk"))
+        positives, ignored = {
+            "easy": (easy, junk + hard),
+            "medium": (easy + hard, junk),
+            "hard": (hard, junk + easy),
+        }[setting]
+        if positives:
+            aps.append(retrieval_ap(ranking, positives, ignored))
+    if not aps:
+        raise ValueError(f"revisited_map: no query has a positive in the {setting!r} setting.")
+    return float(np.mean(aps))
+
+
+def ukbench_score(ranked_ids: Sequence[object], group: Iterable[object]) -> int:
+    """UKBench N-S score of one query: how many of the first 4 ranked ids are in ``group`` (0..4).
+
+    ``group`` is the query's object: its 4 images, the query itself included (the query is in the database and
+    normally comes first). The paper's UKBench column is the mean score x 25, i.e. percent.
+    """
+    group = set(group)
+    if len(group) != 4:
+        raise ValueError(f"ukbench_score: a UKBench group has 4 images; got {len(group)}.")
+    top = list(ranked_ids)[:4]
+    if len(top) < 4:
+        raise ValueError(f"ukbench_score: the ranking has only {len(top)} ids; need at least 4.")
+    return sum(item in group for item in top)

@@ -1,0 +1,190 @@
+"""Result records, and the files a run leaves behind: ``results.json``, ``report.md`` and PNG plots.
+
+Every experiment returns :class:`ResultRecord` objects; this module turns a list of them into a console table, a
+Markdown report with the paper's number beside ours, and a JSON file that records everything needed to rerun it
+(seeds, package versions, backbone, layer, views, C, protocol).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ResultRecord:
+    """One measured number: a dataset, a method (the paper's names, plus ours), a metric and its value.
+
+    ``value`` is in percent for accuracy, AP and AUC, and 0 to 4 for the UKBench N-S score; ``paper`` is the paper's
+    number for the same row (same units) or ``None``.
+    """
+
+    dataset: str
+    task: str
+    method: str
+    backbone: str
+    metric: str
+    value: float
+    paper: float | None = None
+    layer: str = ""
+    views: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    protocol: str = ""
+    data: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+
+def environment_info(seed: int | None = None) -> dict[str, Any]:
+    """Versions and machine facts recorded beside every result, so that a number can be traced and rerun."""
+    import numpy
+    import sklearn
+    import torch
+
+    info: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "seed": seed,
+    }
+    for module in ("torchvision", "timm", "onnxruntime"):
+        try:
+            info[module] = __import__(module).__version__
+        except ImportError:
+            info[module] = None
+    from . import __version__
+
+    info["course_utils"] = __version__
+    return info
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if "N-S" in metric else f"{value:.1f}"
+
+
+def format_table(records: Sequence[ResultRecord]) -> str:
+    """A plain-text table (dataset, task, method, backbone, metric, ours, paper) for the console."""
+    header = ("dataset", "task", "method", "backbone", "metric", "ours", "paper")
+    rows = [header] + [
+        (r.dataset, r.task, r.method, r.backbone, r.metric, _fmt(r.value, r.metric), _fmt(r.paper, r.metric))
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(records: Sequence[ResultRecord]) -> str:
+    """The same table in Markdown, with layer, views and settings so that a reader knows what each row ran."""
+    lines = [
+        "| dataset | task | method | backbone | layer | views | metric | ours | paper | settings |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
+        lines.append(
+            f"| {r.dataset} | {r.task} | {r.method} | {r.backbone} | {r.layer} | {r.views} | {r.metric} | "
+            f"**{_fmt(r.value, r.metric)}** | {_fmt(r.paper, r.metric)} | {settings} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_paper_vs_ours(records: Sequence[ResultRecord], path: Path) -> Path | None:
+    """A grouped bar chart of ours against the paper for every row that has a paper number (percent metrics)."""
+    rows = [r for r in records if r.paper is not None and "N-S" not in r.metric]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = [f"{r.dataset}\n{r.method}\n{r.backbone}" for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 4))
+    ax.bar(x - 0.2, [r.paper for r in rows], width=0.4, label="paper (OverFeat)", color="#999999")
+    ax.bar(x + 0.2, [r.value for r in rows], width=0.4, label="ours", color="#1f77b4")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("percent")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    ax.set_title("Paper versus ours")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    records: Iterable[ResultRecord],
+    out_dir: str | Path,
+    *,
+    title: str,
+    meta: dict[str, Any],
+    sections: Sequence[str] = (),
+    plots: Sequence[Path] = (),
+) -> dict[str, Path]:
+    """Write ``results.json``, ``report.md`` and ``paper_vs_ours.png`` into ``out_dir``; return their paths.
+
+    ``sections`` are extra Markdown blocks (notes, per-dataset findings) and ``plots`` extra PNG files already in
+    ``out_dir`` to embed in the report.
+    """
+    records = list(records)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "markdown": out / "report.md"}
+    payload = {"meta": meta, "results": [r.to_dict() for r in records]}
+    atomic_write_text(paths["json"], json.dumps(payload, indent=2, default=str) + "\n")
+    chart = plot_paper_vs_ours(records, out / "paper_vs_ours.png")
+    all_plots = ([chart] if chart else []) + [Path(p) for p in plots]
+    body = [f"# {title}", "", f"Run on {meta.get('date', '')}; backbone(s): "
+            f"{', '.join(sorted({r.backbone for r in records}))}; profile: {meta.get('profile', '')}.", "",
+            markdown_table(records), ""]
+    body += [section + "\n" for section in sections]
+    body += [f"![{p.stem}]({p.name})\n" for p in all_plots]
+    body += ["<details><summary>Environment</summary>", "", "```json", json.dumps(meta, indent=2, default=str),
+             "```", "</details>", ""]
+    atomic_write_text(paths["markdown"], "\n".join(body))
+    if chart:
+        paths["plot"] = chart
+    return paths
+
+
+def read_results(path: str | Path) -> list[ResultRecord]:
+    """Read the records back from a ``results.json``."""
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [ResultRecord(**row) for row in payload["results"]]

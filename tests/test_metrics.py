@@ -1,0 +1,201 @@
+"""Every metric against hand-computed values, including the examples that catch the classic protocol mistakes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from course_utils.metrics import (
+    average_precision,
+    mean_ap,
+    mean_auc,
+    mean_class_accuracy,
+    rank_by_score,
+    rankings_from_distances,
+    retrieval_ap,
+    retrieval_map,
+    revisited_map,
+    ukbench_score,
+    voc07_ap,
+)
+
+# Ranked P N P N N P: positives at ranks 1, 3 and 6 of 6 items (scores are strictly decreasing).
+SIX_SCORES = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+SIX_LABELS = np.array([1, 0, 1, 0, 0, 1])
+
+
+# ---------------------------------------------------------------------------- perfect rankings
+def test_a_perfect_ranking_scores_one_everywhere():
+    scores, labels = np.array([0.9, 0.7, 0.2, 0.1]), np.array([1, 1, 0, 0])
+    assert voc07_ap(scores, labels) == 1.0
+    assert average_precision(scores, labels) == 1.0
+    assert retrieval_ap(["a", "b", "c", "d"], positives={"a", "b"}) == 1.0
+    assert ukbench_score([0, 1, 2, 3, 4], group=[3, 2, 1, 0]) == 4
+
+
+# ---------------------------------------------------------------------------- VOC07 11-point vs area
+def test_eleven_point_ap_differs_from_area_ap_on_a_known_example():
+    # Precision at each positive's rank: 1/1, 2/3, 3/6.  Area AP = (1 + 2/3 + 1/2) / 3 = 13/18 = 0.7222.
+    # Recall reaches 1/3 at rank 1, 2/3 at rank 3, 1 at rank 6. Interpolated precision (max precision at
+    # recall >= t): t = 0, .1, .2, .3 -> 1; t = .4, .5, .6 -> 2/3 (rank 3); t = .7, .8, .9, 1 -> 1/2 (rank 6).
+    # 11-point AP = (4 * 1 + 3 * 2/3 + 4 * 1/2) / 11 = 8/11 = 0.7273.
+    assert average_precision(SIX_SCORES, SIX_LABELS) == pytest.approx(13 / 18)
+    assert voc07_ap(SIX_SCORES, SIX_LABELS) == pytest.approx(8 / 11)
+
+
+def test_eleven_point_recall_levels_are_compared_exactly():
+    # 10 positives, ranked P P P N then 7 P. Recall is exactly 0.3 at rank 3 (precision 1), so levels 0 .. 0.3
+    # give 1; levels 0.4 .. 1 give the best later precision, 10/11 at rank 11. AP = (4 + 7 * 10/11) / 11 = 114/121.
+    # (With floating-point levels 0:0.1:1, 0.30000000000000004 > 0.3 and the devkit would give 113/121.)
+    labels = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1])
+    scores = -np.arange(11.0)
+    assert voc07_ap(scores, labels) == pytest.approx(114 / 121)
+
+
+def test_difficult_items_are_removed_not_counted_as_errors():
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    labels = np.array([0, 1, 0, 1])
+    difficult = np.array([True, False, False, False])
+    # Without the difficult negative the ranking is P N P: recall 1/2 at rank 1 (precision 1), 1 at rank 3
+    # (precision 2/3). Levels 0 .. 0.5 -> 1 (6 levels), 0.6 .. 1 -> 2/3 (5 levels): AP = (6 + 10/3) / 11 = 28/33.
+    assert voc07_ap(scores, labels, difficult) == pytest.approx(28 / 33)
+    assert voc07_ap(scores, labels) < 28 / 33  # counted as a false positive, it would cost precision
+    # a difficult positive ranked last is not a missed positive either
+    assert voc07_ap([0.9, 0.1], [1, 1], difficult=[False, True]) == 1.0
+
+
+def test_ties_are_broken_by_input_order_deterministically():
+    scores = np.array([0.5, 0.5, 0.5])
+    # ranked N P P: precision 1/2 and 2/3 at the positives -> (1/2 + 2/3) / 2 = 7/12
+    assert average_precision(scores, [0, 1, 1]) == pytest.approx(7 / 12)
+    assert average_precision(scores, [1, 1, 0]) == 1.0  # same scores, positives listed first
+    np.testing.assert_array_equal(rank_by_score([0.1, 0.5, 0.1, 0.5]), [1, 3, 0, 2])
+    # scikit-learn instead treats tied scores as one threshold (precision 2/3 for both), the documented difference
+    assert average_precision_score([0, 1, 1], scores) == pytest.approx(2 / 3)
+
+
+def test_average_precision_equals_sklearn_on_tie_free_random_data():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = rng.integers(5, 200)
+        labels = rng.integers(0, 2, n)
+        labels[rng.integers(n)] = 1
+        scores = rng.permutation(n) + rng.random(n) * 0.5  # distinct values
+        assert average_precision(scores, labels) == pytest.approx(average_precision_score(labels, scores))
+
+
+def test_mean_ap_averages_columns_with_either_interpolation():
+    scores = np.column_stack([SIX_SCORES, SIX_SCORES])
+    labels = np.column_stack([SIX_LABELS, [1, 1, 0, 0, 0, 0]])
+    assert mean_ap(scores, labels) == pytest.approx((8 / 11 + 1) / 2)
+    assert mean_ap(scores, labels, interpolation="area") == pytest.approx((13 / 18 + 1) / 2)
+    difficult = np.zeros((6, 2), dtype=bool)
+    difficult[1, 0] = True  # drop the first column's top-ranked negative: P P N N P -> (1 + 1 + 3/5) / 3
+    assert mean_ap(scores, labels, difficult, interpolation="area") == pytest.approx((2.6 / 3 + 1) / 2)
+
+
+def test_ap_errors_name_the_problem():
+    with pytest.raises(ValueError, match="there is no positive item"):
+        voc07_ap([0.3, 0.2], [0, 0])
+    with pytest.raises(ValueError, match="there is no positive item"):
+        voc07_ap([0.3, 0.2], [1, 0], difficult=[True, False])
+    with pytest.raises(ValueError, match=r"labels must be 0 or 1; got values \[0, 2\]"):
+        average_precision([0.3, 0.2], [0, 2])
+    with pytest.raises(ValueError, match=r"1-D of equal length .* got shapes \(2,\) and \(3,\)"):
+        average_precision([0.3, 0.2], [0, 1, 1])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        voc07_ap([np.nan, 0.2], [0, 1])
+    with pytest.raises(ValueError, match="interpolation must be"):
+        mean_ap(np.ones((2, 1)), np.ones((2, 1)), interpolation="trapezoid")
+
+
+# ---------------------------------------------------------------------------- classification accuracy, AUC
+def test_mean_class_accuracy_weighs_every_class_equally():
+    y_true = [0, 0, 0, 0, 1, 1]
+    y_pred = [0, 0, 0, 0, 0, 1]
+    assert mean_class_accuracy(y_true, y_pred) == pytest.approx((4 / 4 + 1 / 2) / 2)  # 0.75, not 5/6
+    # a class that appears only among predictions has no items and is not averaged; string labels work
+    assert mean_class_accuracy(["cat", "dog"], ["cat", "eel"]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="non-empty 1-D arrays of equal length"):
+        mean_class_accuracy([0, 1], [0])
+
+
+def test_mean_auc_averages_columns_and_counts_ties_as_half():
+    scores = np.array([[0.1, 0.0], [0.4, 0.1], [0.35, 0.8], [0.8, 0.9]])
+    labels = np.array([[0, 0], [0, 0], [1, 1], [1, 1]])
+    # column 0: of the 4 (positive, negative) pairs, only (0.35 vs 0.4) is misordered -> 3/4; column 1 is perfect
+    assert mean_auc(scores, labels) == pytest.approx((0.75 + 1.0) / 2)
+    assert mean_auc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"column\(s\) \[1\] have only one label value"):
+        mean_auc(scores, np.array([[0, 1], [0, 1], [1, 1], [1, 1]]))
+
+
+# ---------------------------------------------------------------------------- instance retrieval
+def test_retrieval_ap_uses_the_trapezoid_between_recall_steps():
+    # positives a and c at ranks 1 and 3. Steps of recall 1/2: (1 + 1)/2 * 1/2 at rank 1, then
+    # (precision before = 1/2, after = 2/3) -> (1/2 + 2/3)/2 * 1/2 = 7/24. AP = 1/2 + 7/24 = 19/24.
+    assert retrieval_ap(["a", "b", "c", "d"], positives=["a", "c"]) == pytest.approx(19 / 24)
+
+
+def test_junk_is_removed_from_the_ranking_not_counted_as_an_error():
+    assert retrieval_ap(["a", "j", "c"], positives=["a", "c"], junk=["j"]) == 1.0
+    assert retrieval_ap(["a", "j", "c"], positives=["a", "c"]) == pytest.approx(19 / 24)
+
+
+def test_holidays_query_passed_as_junk_and_missing_positives():
+    # the query q ranks first but is ignored; the positive comes second among the rest:
+    # trapezoid (0 + 1/2)/2 over a recall step of 1 -> 1/4
+    assert retrieval_ap(["q", "x", "p"], positives=["p"], junk=["q"]) == pytest.approx(0.25)
+    # a positive that never appears keeps recall at 1/2: only the first step counts
+    assert retrieval_ap(["a", "b"], positives=["a", "z"]) == pytest.approx(0.5)
+
+
+def test_retrieval_map_averages_queries():
+    rankings = [["a", "b", "c", "d"], ["q", "x", "p"]]
+    value = retrieval_map(rankings, positives=[["a", "c"], ["p"]], junk=[[], ["q"]])
+    assert value == pytest.approx((19 / 24 + 1 / 4) / 2)
+    with pytest.raises(ValueError, match="one ranking, positive list and junk list per query; got 2, 1 and 2"):
+        retrieval_map(rankings, positives=[["a"]], junk=[[], []])
+
+
+def test_retrieval_ap_rejects_ill_formed_ground_truth():
+    with pytest.raises(ValueError, match="no positives"):
+        retrieval_ap([1, 2], positives=[])
+    with pytest.raises(ValueError, match=r"ids \[2\] are both positive and junk"):
+        retrieval_ap([1, 2], positives=[1, 2], junk=[2])
+    with pytest.raises(ValueError, match="more than once"):
+        retrieval_ap([1, 2, 1], positives=[1])
+
+
+def test_revisited_easy_medium_hard_settings():
+    ranking = ["e1", "h1", "j1", "n1", "e2"]
+    truth = {"easy": ["e1", "e2"], "hard": ["h1"], "junk": ["j1"]}
+    other = {"easy": ["x"], "hard": [], "junk": []}
+    # Easy: hard and junk ignored -> e1 n1 e2 -> 19/24.  Second query: y x -> (0 + 1/2)/2 = 1/4.
+    assert revisited_map([ranking, ["y", "x"]], [truth, other], "easy") == pytest.approx((19 / 24 + 1 / 4) / 2)
+    # Medium: e1 h1 n1 e2 with 3 positives -> 1/3 + 1/3 + (2/3 + 3/4)/2 * 1/3 = 65/72
+    assert revisited_map([ranking], [truth], "medium") == pytest.approx(65 / 72)
+    # Hard: only h1 is positive, easy images ignored -> h1 first -> 1; the query without hard positives is skipped
+    assert revisited_map([ranking, ["y", "x"]], [truth, other], "hard") == 1.0
+    with pytest.raises(ValueError, match="setting must be one of"):
+        revisited_map([ranking], [truth], "extreme")
+    with pytest.raises(ValueError, match=r"lacks \['junk'\]"):
+        revisited_map([ranking], [{"easy": ["e1"], "hard": []}], "easy")
+    with pytest.raises(ValueError, match="no query has a positive in the 'hard' setting"):
+        revisited_map([["y", "x"]], [other], "hard")
+
+
+def test_ukbench_counts_group_members_in_the_top_four():
+    assert ukbench_score(["q", "a", "x", "b", "c"], group=["q", "a", "b", "c"]) == 3
+    assert ukbench_score(["x", "y", "z", "w", "q"], group=["q", "a", "b", "c"]) == 0
+    with pytest.raises(ValueError, match="a UKBench group has 4 images; got 3"):
+        ukbench_score(["q", "a", "b", "c"], group=["q", "a", "b"])
+    with pytest.raises(ValueError, match="only 2 ids"):
+        ukbench_score(["q", "a"], group=["q", "a", "b", "c"])
+
+
+def test_rankings_from_distances_sorts_ascending_with_stable_ties():
+    np.testing.assert_array_equal(rankings_from_distances([[0.2, 0.1, 0.1], [0.0, 3.0, 1.0]]), [[1, 2, 0], [0, 2, 1]])
+    with pytest.raises(ValueError, match=r"must be \(queries, database\)"):
+        rankings_from_distances([0.1, 0.2])

@@ -1,0 +1,64 @@
+"""Result records and the report files: JSON round trip, tables, plots, atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from course_utils import report
+from course_utils.report import ResultRecord
+
+
+def _records():
+    return [
+        ResultRecord("flowers102", "fine-grained", "CNN-SVM", "efficientnet_lite0", "mean class accuracy", 89.83,
+                     paper=74.7, layer="pool", views="whole", settings={"C": 2.0}),
+        ResultRecord("ukbench2000", "retrieval", "CNN", "efficientnet_lite0", "N-S score (0-4)", 3.716),
+    ]
+
+
+def test_write_report_round_trips_and_names_everything(tmp_path):
+    paths = report.write_report(_records(), tmp_path, title="T", meta={"date": "2026-11-25", "profile": "demo"})
+    payload = json.loads(paths["json"].read_text())
+    assert payload["meta"]["profile"] == "demo"
+    assert [r["dataset"] for r in payload["results"]] == ["flowers102", "ukbench2000"]
+    for key in ("dataset", "task", "method", "backbone", "metric", "value", "paper"):
+        assert key in payload["results"][0]
+    assert report.read_results(paths["json"]) == _records()
+    markdown = paths["markdown"].read_text()
+    assert "| flowers102 | fine-grained | CNN-SVM | efficientnet_lite0 | pool | whole | mean class accuracy | " \
+           "**89.8** | 74.7 | C=2.0 |" in markdown
+    assert "| **3.72** | – |" in markdown  # N-S scores keep two decimals, no paper number
+    assert paths["plot"].stat().st_size > 1000 and "![paper_vs_ours](paper_vs_ours.png)" in markdown
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_console_table_lines_up():
+    lines = report.format_table(_records()).splitlines()
+    assert lines[0].split() == ["dataset", "task", "method", "backbone", "metric", "ours", "paper"]
+    assert set(lines[1]) <= {"-", " "}
+    assert lines[2].endswith("89.8  74.7") and lines[3].endswith("3.72  –")
+
+
+def test_no_plot_without_paper_numbers(tmp_path):
+    assert report.plot_paper_vs_ours(_records()[1:], tmp_path / "x.png") is None
+
+
+def test_atomic_write_leaves_the_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    report.atomic_write_text(target, "old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        report.atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_environment_info_records_versions():
+    info = report.environment_info(seed=3)
+    assert info["seed"] == 3 and info["torch"] and info["scikit-learn"] and "course_utils" in info
