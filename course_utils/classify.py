@@ -6,7 +6,7 @@
   the SVM scores of an image's views are summed (the paper's choice) or their maximum is taken.
 * Solver: liblinear through scikit-learn's ``LinearSVC`` (primal when training vectors outnumber dimensions, as the
   paper's CNNaug-SVM did), or ``solver="torch"``: the same squared-hinge objective minimised by a batched Newton
-  method on CPU or GPU, all one-vs-rest problems at once.
+  method on CPU or GPU, many binary problems at once (all one-vs-rest classes; one-vs-one pairs by class groups).
 * C: :func:`select_C` cross-validates on the training split only, folds splitting whole images (all views
   together); :data:`PAPER_C` records the values the paper reports.
 
@@ -31,7 +31,7 @@ from .normalize import check_features, is_positive_number
 if TYPE_CHECKING:
     import torch
 
-# C values the paper reports (Sec. 3, chosen there by cross-validation; no grid is given).
+# C values the paper reports, chosen there by cross-validation with no grid given (shared/PAPER.md section 4).
 PAPER_C: dict[str, float] = {"voc2007": 0.2, "h3d": 0.2, "uiuc": 0.2, "mit67": 2.0, "cub200": 2.0, "flowers102": 2.0}
 # A decade grid through both of the paper's values.
 DEFAULT_CS: tuple[float, ...] = (0.02, 0.2, 2.0, 20.0)
@@ -70,7 +70,9 @@ class LinearSVMClassifier(ClassifierMixin, BaseEstimator):
         value of largest magnitude (a plain maximum would always favour the pair's first class).
     solver : ``"liblinear"`` or ``"torch"``
         ``"torch"`` minimises the same squared-hinge objective as liblinear's primal solver (bias included in the
-        regulariser) with a batched Newton-CG method; it is much faster for many classes and can use a GPU.
+        regulariser) with a batched Newton-CG method; it is faster for one-vs-rest and multi-label training and
+        can use a GPU. One-vs-one pairs are solved in blocks of class groups (:func:`ovo_column_blocks`); on a
+        CPU, liblinear is usually the better choice for one-vs-one with many classes.
     loss : ``"squared_hinge"`` (liblinear's primal, CNNaug-SVM) or ``"hinge"`` (the paper's eq. 1, liblinear dual).
     tol, max_iter : stopping rule of either solver.
     random_state : seed of liblinear's dual coordinate descent (the primal and the torch solver are deterministic).
@@ -370,7 +372,8 @@ def _newton_squared_hinge(
         for _ in range(40):  # halve the step per column until the Armijo condition holds
             trial_weights = weights + length * step
             _, trial_objective = evaluate(trial_weights, scores + length * step_scores)
-            accepted = accepted | (trial_objective <= objective + 1e-4 * length * slope)
+            decrease = trial_objective < objective  # strict: equal values mean float32 precision is exhausted
+            accepted = accepted | (decrease & (trial_objective <= objective + 1e-4 * length * slope))
             if accepted[running].all():
                 break
             length = torch.where(accepted, length, length / 2)

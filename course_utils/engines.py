@@ -64,6 +64,7 @@ from .backbones import Backbone
 
 ENGINES = ("auto", "torch", "onnxruntime", "compile")
 TOLERANCE = 1e-4  # largest |difference| allowed between L2-normalised features of an engine and of PyTorch eager
+AUTOCAST_TOLERANCE = 1e-2  # the same between two bfloat16 runs on a GPU (bfloat16 keeps 8 significant bits)
 OPSET = 18  # the lowest opset the torch.export-based exporter supports; the TorchScript one supports it too
 CACHE_FORMAT = 1  # bump when the export recipe changes (names, axes, exporter order), to invalidate cached files
 PROBE_BATCH = 3  # differs from the export batch (2), so the probe also checks that the batch axis is dynamic
@@ -275,17 +276,22 @@ def _torch_engine(backbone: Backbone, layers: list[str], device: str, channels_l
 
 
 def _compiled_engine(backbone: Backbone, layers: list[str], device: str, channels_last: bool) -> CompiledEngine:
-    """Compile once (on the probe) and check the compiled features against eager ones before anyone uses them."""
+    """Compile once (on the probe) and check the compiled features against eager ones before anyone uses them.
+
+    Both run the same way (bfloat16 autocast on CUDA), so on a GPU the check allows bfloat16's rounding
+    (:data:`AUTOCAST_TOLERANCE`), on a CPU only float32's (:data:`TOLERANCE`).
+    """
     engine = _torch_engine(backbone, layers, device, channels_last, "", cls=CompiledEngine)
-    eager_module = engine.module
-    engine.module = torch.compile(eager_module, dynamic=False)
     probe = _probe_batch(backbone.input_size)
+    expected = TorchEngine._forward(engine, probe)  # eager, before the module is swapped for the compiled one
+    engine.module = torch.compile(engine.module, dynamic=False)
     started = time.perf_counter()
     got = engine(probe)
     seconds = time.perf_counter() - started
-    diff = _max_normalised_diff(got, _reference(eager_module, probe, device))
-    if diff > TOLERANCE:
-        raise EngineMismatchError(_mismatch_message("torch.compile", diff))
+    diff = _max_normalised_diff(got, expected)
+    tolerance = AUTOCAST_TOLERANCE if device.startswith("cuda") else TOLERANCE
+    if diff > tolerance:
+        raise EngineMismatchError(_mismatch_message("torch.compile", diff, tolerance))
     engine.reason = (f"compile: torch.compile for batch {engine.preferred_batch_size} (compiled in {seconds:.0f} s, "
                      f"max |diff| {diff:.1e} against eager after L2)")
     return engine
@@ -389,9 +395,9 @@ def _max_normalised_diff(got: Sequence[np.ndarray], expected: Sequence[np.ndarra
     return max(diffs)
 
 
-def _mismatch_message(engine: str, diff: float) -> str:
+def _mismatch_message(engine: str, diff: float, tolerance: float = TOLERANCE) -> str:
     return (f"{engine} features differ from PyTorch eager by {diff:.2e} (max |difference| after L2 normalisation), "
-            f"more than the tolerance {TOLERANCE:.0e}")
+            f"more than the tolerance {tolerance:.0e}")
 
 
 # --------------------------------------------------------------------------------------------- export and cache
@@ -542,7 +548,9 @@ def bench_forward(
     ``compile`` (whose compilation alone takes minutes on a 2-core CPU; name it to include it: it is measured at its
     compiled batch size only). ``torch`` is measured in both memory formats, ``contiguous`` and ``channels_last``;
     ``onnxruntime`` takes NCHW (``contiguous``).
-    Each figure runs the engine once to warm up, then repeatedly for at least ``seconds``.
+    ``threads``: intra-op threads of both ONNX Runtime and PyTorch while measuring, so that they compete on equal
+    terms (default: ONNX Runtime :func:`config.cpu_count`, PyTorch its current setting). Each figure runs the engine
+    once to warm up, then three times for at least ``seconds / 3`` each, and keeps the fastest of the three.
 
     Returns one dict per measurement: ``engine``, ``batch``, ``memory_format``, ``images_per_s``, ``threads``
     (ONNX Runtime's intra-op threads, or torch's), ``device``. An engine that falls back to torch is reported under
@@ -554,37 +562,60 @@ def bench_forward(
     if unknown:
         raise ValueError(f"bench_forward() got unknown engine(s) {unknown}; choose from torch, onnxruntime, compile.")
     rows = []
-    for name in engines:
-        variants = [False, True] if name == "torch" else [True]
-        for channels_last in variants:
-            engine = make_engine(backbone, layers, name, threads=threads, channels_last=channels_last)
-            sizes = [engine.preferred_batch_size] if isinstance(engine, CompiledEngine) else batch_sizes
-            for batch_size in sizes:
-                rate = _images_per_second(engine, batch_size, seconds)
-                rows.append({
-                    "engine": engine.name, "batch": batch_size,
-                    "memory_format": "channels_last" if engine.channels_last else "contiguous",
-                    "images_per_s": rate, "device": engine.device,
-                    "threads": (engine.session.get_session_options().intra_op_num_threads
-                                if isinstance(engine, OnnxRuntimeEngine) else torch.get_num_threads()),
-                })
-                log.info("bench_forward %s", rows[-1])
+    with _torch_threads(threads):
+        for name in engines:
+            rows += _bench_engine(backbone, layers, name, batch_sizes, seconds, threads)
     return rows
 
 
-def _images_per_second(engine: Engine, batch_size: int, seconds: float) -> float:
+def _bench_engine(backbone: Backbone, layers: list[str], name: str, batch_sizes: Sequence[int], seconds: float,
+                  threads: int | None) -> list[dict]:
+    """The rows of one engine: both memory formats for ``torch``, the compiled batch only for ``compile``."""
+    rows = []
+    for channels_last in ([False, True] if name == "torch" else [True]):
+        engine = make_engine(backbone, layers, name, threads=threads, channels_last=channels_last)
+        sizes = [engine.preferred_batch_size] if isinstance(engine, CompiledEngine) else batch_sizes
+        for batch_size in sizes:
+            rows.append({
+                "engine": engine.name, "batch": batch_size,
+                "memory_format": "channels_last" if engine.channels_last else "contiguous",
+                "images_per_s": _images_per_second(engine, batch_size, seconds), "device": engine.device,
+                "threads": (engine.session.get_session_options().intra_op_num_threads
+                            if isinstance(engine, OnnxRuntimeEngine) else torch.get_num_threads()),
+            })
+            log.info("bench_forward %s", rows[-1])
+    return rows
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch with ``threads`` intra-op threads inside the block (unchanged for ``None``), so both engines get the
+    same cores in a comparison."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _images_per_second(engine: Engine, batch_size: int, seconds: float, repeats: int = 3) -> float:
+    """The fastest of ``repeats`` runs of at least ``seconds / repeats`` each (and two batches), like ``timeit``:
+    other work on the machine can only slow a run down, so the fastest run is the best estimate of the engine."""
     generator = torch.Generator().manual_seed(1)
     batch = torch.randn(batch_size, 3, engine.input_size, engine.input_size, generator=generator)
     engine(batch)  # warm-up: first-call allocations, lazy initialisation
-    if engine.device.startswith("cuda"):
-        torch.cuda.synchronize()
-    done, started = 0, time.perf_counter()
-    while True:
-        engine(batch)  # returns numpy arrays on the host, so the GPU work is finished when it returns
-        done += batch_size
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds and done >= 2 * batch_size:
-            return done / elapsed
+    best = 0.0
+    for _ in range(repeats):
+        done, started = 0, time.perf_counter()
+        while True:
+            engine(batch)  # returns numpy arrays on the host, so GPU work is finished when it returns
+            done += batch_size
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds / repeats and done >= 2 * batch_size:
+                break
+        best = max(best, done / elapsed)
+    return best
 
 
 def speedup(rows: Sequence[dict], engine: str = "onnxruntime", baseline: str = "torch") -> float | None:

@@ -38,8 +38,10 @@ import re
 import shutil
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +140,7 @@ def extract(
     crop_boxes = _check_boxes(boxes, len(image_paths))
     stats = _stat_files(image_paths, on_error)
     if isinstance(backbone, str):
-        backbone = backbones.load(backbone, device=device or config.device())
+        backbone = _load_backbone(backbone, device or config.device())
     layer_names = _check_layers(backbone, layers)
     key = _cache_key(backbone, layer_names, spec, crop_boxes, image_paths, stats)
 
@@ -157,21 +159,33 @@ def extract(
         return run.into_entry(entry, key)
 
 
-def plan_workers(n_images: int, device: str, cores: int | None = None) -> tuple[int, int]:
-    """``(decoding workers, torch threads)`` for extracting ``n_images`` on ``device`` with ``cores`` CPU cores.
+@lru_cache(maxsize=2)
+def _load_backbone(name: str, device: str) -> backbones.Backbone:
+    """Backbones asked for by name are loaded once per process (and so is their engine): extracting the train split
+    and then the test split should not load and verify the network twice."""
+    return backbones.load(name, device=device)
 
-    Few images: no worker (forking one costs more than it saves). On a GPU the main process only feeds the card, so
-    all but one core decode. On a CPU the network needs the cores and decoding takes a fraction of the forward
-    pass's time, so one worker per four cores decodes while torch keeps a thread per core: the operating system
-    lets the worker run whenever torch's threads wait, which on 2 cores measured faster than giving the worker a
-    core of its own (torch with 1 thread) or decoding in the main process (see ``benchmarks/README.md``).
+
+def plan_workers(n_images: int, device: str, engine: str = "torch", cores: int | None = None) -> tuple[int, int]:
+    """``(decoding workers, torch threads)`` for extracting ``n_images`` on ``device`` with ``engine`` (the engine's
+    name as built: ``torch``, ``compile`` or ``onnxruntime``) and ``cores`` CPU cores.
+
+    * Few images: no worker (forking one costs more than it saves).
+    * GPU: the main process only feeds the card, so all but one core decode (at most 8 workers).
+    * CPU: the network needs the cores and decoding takes a fraction of a forward pass, so one worker per four
+      cores decodes alongside it and the operating system lets it run whenever the network's threads wait.
+    * torch threads: all cores when torch runs the network; one when ONNX Runtime does (it has its own thread
+      pool, and idle torch threads spinning in the main process would take CPU from it and from the worker).
+
+    The measurements behind these choices are in ``benchmarks/README.md`` ("Feature extraction").
     """
     cores = cores or config.cpu_count()
+    threads = cores if engine in ("torch", "compile") else 1
     if n_images < _MIN_IMAGES_FOR_WORKERS:
-        return 0, cores
+        return 0, threads
     if device.startswith("cuda"):
-        return max(1, min(cores - 1, 8)), cores
-    return max(1, cores // 4), cores
+        return max(1, min(cores - 1, 8)), threads
+    return max(1, cores // 4), threads
 
 
 # --------------------------------------------------------------------------------------------------- input checks
@@ -284,6 +298,7 @@ class _ImageViews(Dataset):
 
     def __init__(self, paths, start, spec, transform, boxes) -> None:
         self.paths, self.start, self.spec, self.transform, self.boxes = paths, start, spec, transform, boxes
+        self.mirror_by_flip: bool | None = None  # decided on the first image (in each worker)
 
     def __len__(self) -> int:
         return len(self.paths) - self.start
@@ -296,8 +311,20 @@ class _ImageViews(Dataset):
                 image = _crop(image, self.boxes[index], self.paths[index])
         except BadImageError as err:
             return index, None, err.reason
-        views = self.spec(image)
-        return index, torch.stack([self.transform(view) for view in views]), None
+        return index, self._view_tensors(image), None
+
+    def _view_tensors(self, image: Image.Image) -> torch.Tensor:
+        """``(V, C, H, W)``: every view, transformed. A spec whose second half mirrors its first (``mirror`` and
+        ``base_views``, as :class:`~course_utils.augment.Jitter`) has only its first half transformed and the tensors
+        flipped, when the transform commutes exactly with the flip (a resize and a per-pixel normalisation do)."""
+        if getattr(self.spec, "mirror", False) and hasattr(self.spec, "base_views"):
+            if self.mirror_by_flip is None:
+                flipped = self.transform(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+                self.mirror_by_flip = torch.equal(flipped, self.transform(image).flip(-1))
+            if self.mirror_by_flip:
+                base = torch.stack([self.transform(view) for view in self.spec.base_views(image)])
+                return torch.cat([base, base.flip(-1)])
+        return torch.stack([self.transform(view) for view in self.spec(image)])
 
 
 def _crop(image: Image.Image, box: np.ndarray, path: Path) -> Image.Image:
@@ -312,7 +339,8 @@ def _crop(image: Image.Image, box: np.ndarray, path: Path) -> Image.Image:
 
 
 def _collate(items):
-    """One batch: image indices, all views of the good images stacked, a good-image mask, and the bad ones' reasons."""
+    """One batch: image indices, the views of its good images stacked ``(n_good * V, C, H, W)`` (``None`` if there are
+    none), and ``{index: reason}`` for its bad images."""
     indices = [index for index, _, _ in items]
     tensors = [tensor for _, tensor, _ in items if tensor is not None]
     reasons = {index: reason for index, _, reason in items if reason is not None}
@@ -331,6 +359,7 @@ class _Run:
         self.engine_name, self.batch_size, self.num_workers = engine, batch_size, num_workers
         self.on_error, self.progress, self.on_batch = on_error, progress, on_batch
         self.device = device or str(next(backbone.model.parameters()).device)
+        self.settings: dict = {}  # engine, batch size, workers and threads of the last run (saved in complete.json)
         self.shapes = {layer: (len(paths), spec.n_views, _layer_dim(backbone, layer)) for layer in layers}
 
     def template(self) -> FeatureSet:
@@ -344,7 +373,11 @@ class _Run:
         self._loop(arrays, start=0, skipped=skipped, checkpoint=lambda done: None)
         for array in arrays.values():
             array.flags.writeable = False
-        return self._result(arrays, skipped, cache_path=None, from_cache=False)
+        result = self.template()
+        result.arrays = arrays
+        result.skipped = [(str(self.paths[i]), skipped[i]) for i in sorted(skipped)]
+        result.valid[sorted(skipped)] = False
+        return result
 
     def into_entry(self, entry: Path, key: str) -> FeatureSet:
         arrays, start, skipped = self._open_or_resume(entry)
@@ -361,10 +394,10 @@ class _Run:
         self._loop(arrays, start=start, skipped=skipped, checkpoint=checkpoint)
         for array in arrays.values():
             array.flush()
-        del arrays
+        arrays.clear()  # close the writable maps; the result re-opens them read-only
         _write_json(entry / "complete.json", {
             "n_images": len(self.paths), "views": self.spec.view_names, "layers": self.layers,
-            "skipped": _skipped_list(self.paths, skipped),
+            "skipped": _skipped_list(self.paths, skipped), **self.settings,
         })
         progress_file.unlink(missing_ok=True)
         loaded = _load_entry(entry, self.template())
@@ -398,11 +431,14 @@ class _Run:
         n_images, n_views = len(self.paths), self.spec.n_views
         if start >= n_images:
             return
-        workers, threads = plan_workers(n_images - start, self.device)
+        cores = config.cpu_count()
+        forward = _engine_for(self.backbone, self.layers, self.engine_name, self.device, cores)
+        workers, threads = plan_workers(n_images - start, self.device, getattr(forward, "name", "torch"), cores)
         if self.num_workers is not None:
             workers = self.num_workers
-        forward = engines.make_engine(self.backbone, self.layers, engine=self.engine_name, device=self.device)
         batch = self.batch_size or forward.preferred_batch_size
+        self.settings = {"engine": getattr(forward, "name", self.engine_name), "batch_size": batch,
+                         "workers": workers, "threads": threads}
         loader = DataLoader(
             _ImageViews(self.paths, start, self.spec, self.backbone.transform, self.boxes),
             batch_size=max(1, batch // n_views), num_workers=workers, collate_fn=_collate,
@@ -410,6 +446,8 @@ class _Run:
         )
         done, last_checkpoint = start, time.monotonic()
         bar = _progress_bar(n_images, start, self.progress, f"{self.backbone.name} {','.join(self.layers)}")
+        if self.progress and getattr(forward, "reason", ""):
+            bar.write(f"features: engine {forward.reason}; {workers} decoding worker(s), {threads} torch threads")
         try:
             with _torch_threads(threads), torch.inference_mode():
                 for indices, pixels, reasons in loader:
@@ -421,7 +459,8 @@ class _Run:
                     for layer, array in arrays.items():
                         block = np.full((len(indices), n_views, array.shape[2]), np.nan, dtype=np.float32)
                         if rows[layer] is not None:
-                            block[good] = rows[layer].reshape(int(good.sum()), n_views, -1)
+                            block[good] = self._check_width(layer, rows[layer], array.shape[2]).reshape(
+                                int(good.sum()), n_views, -1)
                         array[done : done + len(indices)] = block
                     skipped.update(reasons)
                     done += len(indices)
@@ -443,12 +482,33 @@ class _Run:
         chunks = [forward(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]
         return {layer: np.concatenate([chunk[k] for chunk in chunks]) for k, layer in enumerate(self.layers)}
 
-    def _result(self, arrays, skipped: dict[int, str], cache_path: Path | None, from_cache: bool) -> FeatureSet:
-        result = self.template()
-        result.arrays, result.cache_path, result.from_cache = arrays, cache_path, from_cache
-        result.skipped = [(str(self.paths[i]), skipped[i]) for i in sorted(skipped)]
-        result.valid[sorted(skipped)] = False
-        return result
+    def _check_width(self, layer: str, rows: np.ndarray, width: int) -> np.ndarray:
+        if rows.shape[1] != width:
+            raise RuntimeError(
+                f"Layer {layer!r} of {self.backbone.name!r} gives {rows.shape[1]} values per view, but the backbone "
+                f"declares {width} (Backbone.layers); correct the registry entry."
+            )
+        return rows
+
+
+_ENGINES: dict[tuple, tuple[weakref.ref, object]] = {}
+
+
+def _engine_for(backbone: backbones.Backbone, layers: list[str], engine: str, device: str, threads: int):
+    """The engine (``threads``: ONNX Runtime's intra-op threads) of the previous call when it was built for the same network, layers and settings, else a new one.
+
+    Building an engine can take seconds (ONNX Runtime loads and re-verifies its export against PyTorch), and a
+    notebook extracts the train and test splits one after the other. Only the last engine is kept: each one can hold
+    its own copy of the network.
+    """
+    key = (id(backbone.model), backbone.weights_id, tuple(layers), engine, device, threads)
+    model_ref, built = _ENGINES.get(key, (None, None))
+    if model_ref is not None and model_ref() is backbone.model:
+        return built
+    _ENGINES.clear()
+    built = engines.make_engine(backbone, layers, engine=engine, device=device, threads=threads)
+    _ENGINES[key] = (weakref.ref(backbone.model), built)
+    return built
 
 
 def _load_entry(entry: Path, template: FeatureSet) -> FeatureSet | None:

@@ -72,9 +72,9 @@ def voc07_ap(scores: object, labels: object, difficult: object = None) -> float:
     (0 when recall never reaches ``t``); AP is the mean of the 11 values. Items with ``difficult`` true are removed
     before ranking: they count neither as hits nor as errors.
 
-    Recall is compared with each level exactly (``10 * hits >= level * n_positives`` in integers). The MATLAB
-    devkit builds its levels as ``0:0.1:1``, whose 4th value is 0.30000000000000004 in floating point, so a
-    recall of exactly 0.3 misses that level there; the values differ only in that case (``docs/protocols.md``).
+    Recall is compared with each level exactly (``10 * hits >= level * n_positives`` in integers). Levels built in
+    floating point (numpy's ``arange(0, 1.1, 0.1)`` holds 0.30000000000000004) make a recall of exactly 0.3 miss
+    the 0.3 level; results differ only in such cases (``docs/protocols.md``).
     """
     scores, labels = _scores_and_labels(scores, labels, "voc07_ap")
     if difficult is not None:

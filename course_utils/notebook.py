@@ -339,3 +339,347 @@ def prediction_explorer(backbone, photos: Mapping[str, Image.Image], topk: int =
     explorer = widgets.VBox([dropdown, widgets.HBox([photo, table])])
     explorer.dropdown, explorer.photo, explorer.table = dropdown, photo, table
     return explorer
+
+
+# --- Notebooks 06-08: class and query subsets, boxes on photos, confusions, report sections ----------------------
+
+
+def first_available(names: Sequence[str], **kwargs):
+    """The first dataset of ``names`` that is on this machine, loaded; says which ones were missing and why.
+
+    Notebooks name the real benchmark first and an embedded demo set last, so they run everywhere and tell the
+    learner what they are looking at. Raises the last ``DatasetMissingError`` when none of them is present.
+    """
+    from .datasets import DatasetMissingError, load
+
+    if not names:
+        raise ValueError("first_available needs at least one dataset name, e.g. ['flowers102', 'demo_classes'].")
+    for position, name in enumerate(names):
+        try:
+            record = load(name, **kwargs)
+        except DatasetMissingError as err:
+            print(f"{name}: not on this machine ({err})")
+            if position == len(names) - 1:
+                raise
+            continue
+        print(f"using {name}: {len(record)} images")
+        return record
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def class_subset(record, classes: Sequence[str | int], test_per_class: int | None = None):  # noqa: ANN001
+    """Only the images of ``classes`` (names or label ids), relabelled ``0..k-1`` in the order given.
+
+    Every training and validation image of those classes is kept; the test split keeps its first
+    ``test_per_class`` images of each class (all with ``None``), so the subset, and hence the feature cache entry,
+    is the same on every run. A few classes with 16 views each fit a CPU's minute where the whole benchmark would
+    take an hour, and still show what the full benchmark measures.
+    """
+    from dataclasses import replace
+
+    if record.labels is None or np.asarray(record.labels).ndim != 1:
+        raise ValueError(f"class_subset needs a single-label dataset; {record.name!r} is {record.task!r}.")
+    if test_per_class is not None and test_per_class < 1:
+        raise ValueError(f"test_per_class must be at least 1 (or None for every test image); got {test_per_class}.")
+    ids = []
+    for wanted in classes:
+        if isinstance(wanted, str):
+            if wanted not in record.class_names:
+                raise ValueError(f"{record.name!r} has no class {wanted!r}; its classes start "
+                                 f"{record.class_names[:5]} (see record.class_names).")
+            ids.append(record.class_names.index(wanted))
+        elif 0 <= int(wanted) < len(record.class_names):
+            ids.append(int(wanted))
+        else:
+            raise ValueError(f"Class id {wanted} is outside 0..{len(record.class_names) - 1} for {record.name!r}.")
+    if not ids or len(set(ids)) != len(ids):
+        raise ValueError(f"class_subset needs distinct classes, at least one; got {list(classes)}.")
+    labels, split = np.asarray(record.labels), np.asarray(record.split)
+    keep = []
+    for label in ids:
+        members = np.flatnonzero(labels == label)
+        tests = members[split[members] == "test"]
+        keep += members[split[members] != "test"].tolist() + tests[:test_per_class].tolist()
+    subset = record.subset(sorted(keep))
+    renumber = {old: new for new, old in enumerate(ids)}
+    cap = "all" if test_per_class is None else f"at most {test_per_class}"
+    return replace(
+        subset, labels=np.array([renumber[int(label)] for label in subset.labels]),
+        class_names=[record.class_names[label] for label in ids],
+        protocol=f"{record.protocol} | subset: {len(ids)} classes, {cap} test images per class",
+    )
+
+
+def retrieval_subset(record, n_images: int):  # noqa: ANN001
+    """The first ``n_images`` images of a retrieval set, with the queries among them and their ground truth cut to
+    those images (queries left without a positive are dropped).
+
+    UKBench numbers its photos in groups of four, so its first ``4 k`` images are ``k`` complete objects: the same
+    protocol on fewer distractors, which is why scores on a subset are higher than on the full set.
+    """
+    from dataclasses import replace
+
+    if record.task != "retrieval":
+        raise ValueError(f"retrieval_subset needs a retrieval dataset; {record.name!r} is {record.task!r}.")
+    if not 1 <= n_images <= len(record):
+        raise ValueError(f"n_images must be in 1..{len(record)} for {record.name!r}; got {n_images}.")
+    queries = []
+    for query in record.queries:
+        positives = [i for i in query.positives if i < n_images]
+        if query.index < n_images and positives:
+            queries.append(replace(query, positives=positives, junk=[i for i in query.junk if i < n_images]))
+    if not queries:
+        raise ValueError(f"The first {n_images} images of {record.name!r} hold no query with a positive; take more.")
+    database = None if record.database is None else np.array([i for i in record.database if i < n_images])
+    subset = record.subset(np.arange(n_images))
+    return replace(subset, queries=queries, database=database,
+                   protocol=f"{record.protocol} | subset: first {n_images} images, {len(queries)} queries")
+
+
+BOX_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#17becf")
+
+
+def _draw_rectangles(axis, boxes: Sequence[Sequence[float]], colours: Sequence[str], labels: Sequence[str] = ()):  # noqa: ANN001
+    from matplotlib.patches import Rectangle
+
+    for number, box in enumerate(boxes):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        colour = colours[number % len(colours)]
+        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2))
+        if number < len(labels):
+            axis.text(x0 + 3, y0 + 3, labels[number], color="white", fontsize=8, va="top",
+                      bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.5})
+
+
+def draw_boxes(image: Image.Image | np.ndarray, boxes: Mapping[str, Sequence[float]], size: float = 5.0):
+    """The image with every named box ``(x0, y0, x1, y1)`` drawn as a labelled rectangle; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    array = _as_array(image, 0)
+    figure, axis = plt.subplots(figsize=(size, size * array.shape[0] / array.shape[1]))
+    axis.imshow(array)
+    _draw_rectangles(axis, list(boxes.values()), BOX_COLOURS, list(boxes))
+    axis.set_axis_off()
+    figure.tight_layout()
+    return figure
+
+
+def draw_patch_pyramid(image: Image.Image, levels: int = 4, size: float = 3.0):
+    """One panel per level of the spatial-search pyramid (paper Sec. 4.2) with that level's patches drawn on it.
+
+    Level ``i`` holds ``i x i`` overlapping patches; levels 1-3 (14 patches) describe a query, levels 1-4
+    (30 patches) a database image. Overlapping outlines read as a finer grid, so each level's first patch is also
+    shaded: that is the size of one patch. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .retrieval import patch_boxes
+
+    boxes = patch_boxes(image.width, image.height, levels)
+    figure, axes = plt.subplots(1, levels, figsize=(levels * size, size * image.height / image.width + 0.6))
+    axes = np.atleast_1d(axes)
+    start = 0
+    for level, axis in enumerate(axes, start=1):
+        axis.imshow(np.asarray(image))
+        _draw_rectangles(axis, boxes[start:start + level * level], BOX_COLOURS)
+        x0, y0, x1, y1 = boxes[start]
+        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=BOX_COLOURS[0], alpha=0.3, edgecolor="none"))
+        start += level * level
+        axis.set_title(f"level {level}: {level * level} patch{'es' if level > 1 else ''} (total {start})", fontsize=9)
+        axis.set_axis_off()
+    figure.tight_layout()
+    return figure
+
+
+def show_confused_pairs(record, outcome, top: int = 3, size: float = 2.5):  # noqa: ANN001
+    """For the ``top`` most frequent confusions of a single-label outcome: the first test image of the true class
+    taken for the other class, beside a training image of that other class. Returns the figure.
+
+    Seeing the two side by side shows whether a mistake is a look-alike (a fine-grained confusion) or a real error.
+    ``outcome`` is what :func:`course_utils.experiments.classify` returns for ``record``.
+    """
+    import matplotlib.pyplot as plt
+
+    from .imageio import open_rgb
+
+    if outcome.y_pred is None:
+        raise ValueError("show_confused_pairs needs a single-label outcome (its y_pred is None: multi-label data).")
+    y_true, y_pred = np.asarray(outcome.y_true), np.asarray(outcome.y_pred)
+    wrong = np.flatnonzero(y_true != y_pred)
+    if wrong.size == 0:
+        figure, axis = plt.subplots(figsize=(4, 1))
+        axis.text(0.5, 0.5, "no confusions: every test image is classified correctly", ha="center", va="center")
+        axis.set_axis_off()
+        return figure
+    pairs, counts = np.unique(np.stack([y_true[wrong], y_pred[wrong]], axis=1), axis=0, return_counts=True)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0], -counts))[:top]  # most frequent first, ties by class ids
+    labels, split = np.asarray(record.labels), np.asarray(record.split)
+    images, titles = [], []
+    for (true, predicted), n in zip(pairs[order], counts[order], strict=True):
+        first = wrong[(y_true[wrong] == true) & (y_pred[wrong] == predicted)][0]
+        example = np.flatnonzero((labels == predicted) & (split != "test"))[0]
+        images += [open_rgb(record.paths[outcome.test_indices[first]]), open_rgb(record.paths[example])]
+        titles += [f"{record.class_names[true]}\ntaken for {record.class_names[predicted]} ({n}x)",
+                   f"a training\n{record.class_names[predicted]}"]
+    return show_images(images, titles=titles, ncols=2 * min(2, len(order)), size=size)
+
+
+def markdown_section(text: str, heading: str, blocks: int | None = None) -> str:
+    """The section of a Markdown document that starts at the heading line ``heading`` (e.g. ``"## Results"``).
+
+    It ends before the next heading of the same or a higher level, or after ``blocks`` blank-line-separated blocks
+    below the heading (a table, a paragraph) when ``blocks`` is given. Raises ``ValueError`` naming the headings
+    present when ``heading`` is not one of them.
+    """
+    lines = text.splitlines()
+    level = len(heading) - len(heading.lstrip("#"))
+    if level == 0:
+        raise ValueError(f"heading must start with '#' (e.g. '## Results'); got {heading!r}.")
+    if blocks is not None and blocks < 1:
+        raise ValueError(f"blocks must be at least 1 (or None for the whole section); got {blocks}.")
+    try:
+        start = [line.strip() for line in lines].index(heading.strip())
+    except ValueError:
+        found = [line for line in lines if line.startswith("#")]
+        raise ValueError(f"No heading {heading!r} in the document; its headings are {found}.") from None
+    kept, seen = [lines[start]], 0
+    for line in lines[start + 1:]:
+        marks = len(line) - len(line.lstrip("#"))
+        if 0 < marks <= level and line[marks:marks + 1] == " ":
+            break
+        starts_block = line.strip() and (len(kept) == 1 or not kept[-1].strip())
+        if starts_block:
+            seen += 1
+            if blocks is not None and seen > blocks:
+                break
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+# --- notebook 03: the jittered views on a photo; notebooks 03-04: few training images ----------------------------
+
+
+def rotated_to_original(points: np.ndarray, width: int, height: int, degrees: float) -> np.ndarray:
+    """Map ``(n, 2)`` pixel coordinates of ``image.rotate(degrees)`` (PIL, same size) back to the original image.
+
+    PIL samples output point ``p`` at ``R (p - c) + c`` with ``c`` the image centre and ``R`` the rotation by
+    ``-degrees`` (counter-clockwise on screen); this is that same mapping, so a box cut from the rotated image can be
+    drawn, tilted, on the photo it came from.
+    """
+    theta = -np.radians(degrees)
+    cos, sin = np.cos(theta), np.sin(theta)
+    centre = np.array([width / 2, height / 2])
+    offset = np.asarray(points, dtype=float) - centre
+    return np.stack([cos * offset[:, 0] + sin * offset[:, 1], -sin * offset[:, 0] + cos * offset[:, 1]], axis=1) + centre
+
+
+def view_outlines(views, width: int, height: int) -> dict[str, np.ndarray]:  # noqa: ANN001 - a view spec or name
+    """Corners ``(4, 2)`` (clockwise from top-left) of every un-mirrored view, in the original photo's pixels.
+
+    Crops are axis-aligned rectangles; a rotated view is a rectangle of the rotated image, so on the photo it is a
+    tilted quadrilateral. Mirrored views cover the same pixels as their originals and are left out.
+    """
+    from .augment import get_views
+
+    spec = get_views(views)
+    if not hasattr(spec, "boxes"):
+        raise TypeError(f"{spec!r} has no boxes(width, height) method, so its views cannot be drawn.")
+    outlines = {}
+    for name, box in zip(spec.view_names, spec.boxes(width, height), strict=True):
+        if name.startswith("flip_"):
+            continue
+        x0, y0, x1, y1 = box
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float)
+        if name.startswith("rot"):
+            corners = rotated_to_original(corners, width, height, float(name[3:]))
+        outlines[name] = corners
+    return outlines
+
+
+def plot_view_boxes(image: Image.Image, views="paper16"):  # noqa: ANN001 - a view spec or name
+    """The photo with the outline of every un-mirrored view drawn on it (crops as boxes, rotations tilted).
+
+    Seeing the five crops overlap and the rotated windows zoom in explains what "16 views" feed the network better
+    than the list of their names. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon
+
+    outlines = view_outlines(views, image.width, image.height)
+    figure, axis = plt.subplots(figsize=(6, 6 * image.height / image.width))
+    axis.imshow(np.asarray(image))
+    colours = plt.get_cmap("tab10")
+    for i, (name, corners) in enumerate(outlines.items()):
+        axis.add_patch(Polygon(corners, closed=True, fill=False, linewidth=2, edgecolor=colours(i % 10),
+                               linestyle="-" if name.startswith(("crop", "whole")) else "--", label=name))
+    axis.set_axis_off()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    axis.set_title(f"{len(outlines)} windows; each is also mirrored", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def few_shot_indices(record, per_class: int, seed: int = 0) -> np.ndarray:  # noqa: ANN001 - a DatasetRecord
+    """Indices of ``per_class`` random training images of every class, followed by every test image (sorted).
+
+    Fewer training images make a small, easy set hard enough for augmentation and normalisation to matter, which is
+    the regime where the paper's extra views pay off most. ``record.subset(indices)`` and ``X[indices]`` give the
+    matching record and features; the test images are always all kept, so scores stay comparable.
+    """
+    if record.task != "multiclass":
+        raise ValueError(f"few_shot_indices needs a single-label dataset; {record.name!r} is {record.task!r}.")
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1; got {per_class}.")
+    rng = np.random.default_rng(seed)
+    labels, split = np.asarray(record.labels), np.asarray(record.split)
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero((split == "train") & (labels == label))
+        if members.size < per_class:
+            raise ValueError(f"{record.name!r}: class {label} has {members.size} training images, fewer than "
+                             f"per_class={per_class}; ask for at most {members.size}.")
+        chosen.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate([*chosen, np.flatnonzero(split == "test")]))
+
+
+# --- notebook 04: features of a few in-memory images -------------------------------------------------------------
+
+
+def image_features(backbone, images: Sequence[Image.Image], layer: str | None = None) -> np.ndarray:  # noqa: ANN001
+    """One layer's pooled features ``(n_images, dim)`` of a few PIL images, computed in one batch, not cached.
+
+    For quick experiments on images made in the notebook (a darker copy, a crop); datasets go through
+    :func:`course_utils.features.extract`, which caches.
+    """
+    import torch
+
+    if not images:
+        raise ValueError("image_features needs at least one image.")
+    batch = torch.stack([backbone.transform(image.convert("RGB")) for image in images])
+    device = next(backbone.model.parameters()).device
+    with torch.no_grad():
+        (output,) = backbone.extractor(layer or backbone.default_layer)(batch.to(device))
+    return output.cpu().numpy()
+
+
+def few_shot_scores(record, X: np.ndarray, per_class: Sequence[int], settings: Mapping[str, dict],  # noqa: ANN001
+                    repeats: int = 3, seed: int = 0, **common) -> dict[str, list[float]]:
+    """Mean test score of each setting when training on ``per_class`` images of every class, averaged over repeats.
+
+    ``settings`` maps a name to keyword arguments of :func:`course_utils.experiments.classify` (e.g.
+    ``{"CNN-SVM": {"views": "whole"}, "CNNaug-SVM": {"views": "all"}}``); ``common`` is added to each (e.g. ``C=2``).
+    Repeat ``r`` draws its training images with seed ``seed + r``, the same draw for every setting, so the settings
+    are compared on identical data. Returns ``{name: [score for each per_class value]}``.
+    """
+    from .experiments import classify
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1; got {repeats}.")
+    curves: dict[str, list[float]] = {name: [] for name in settings}
+    for n in per_class:
+        draws = [few_shot_indices(record, n, seed + r) for r in range(repeats)]
+        for name, options in settings.items():
+            values = [classify(record.subset(rows), np.asarray(X)[rows], **{**common, **options}).value for rows in draws]
+            curves[name].append(float(np.mean(values)))
+    return curves

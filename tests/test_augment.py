@@ -116,6 +116,16 @@ def test_rotated_views_hold_no_fill_pixels(size, degrees):
     assert np.asarray(spec(white)[1]).min() == 255
 
 
+@pytest.mark.parametrize(("size", "degrees"), [((500, 375), 10), ((375, 500), -10), ((64, 48), 30)])
+def test_rotate_into_box_equals_rotate_then_crop(size, degrees):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*size[::-1], 3), dtype=np.uint8))
+    box = inscribed_rotation_box(*size, degrees)
+    expected = np.asarray(image.rotate(degrees, resample=Image.Resampling.BILINEAR).crop(box)).astype(int)
+    got = np.asarray(augment.rotate_into_box(image, degrees, box)).astype(int)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1
+
+
 def test_rotated_view_keeps_most_of_the_largest_possible_rectangle():
     # The exact optimum at 10 degrees is 454.70 x 300.60 (see above): the box loses only its rounding and margin.
     x0, y0, x1, y1 = inscribed_rotation_box(500, 375, 10)
@@ -132,6 +142,15 @@ def test_positive_rotation_turns_counter_clockwise():
     assert right_row < left_row
     slope = (left_row - right_row) / (view.width - 5)
     assert slope == pytest.approx(math.tan(math.radians(10)), abs=0.02)
+
+
+def test_base_views_are_the_unmirrored_half():
+    spec = get_views("paper16")
+    image = coordinate_image(90, 60)
+    base, views = spec.base_views(image), spec(image)
+    assert len(base) == 8
+    for one, other in zip(base, views[:8], strict=True):
+        assert one.tobytes() == other.tobytes()
 
 
 def test_paper16_boxes_list_one_box_per_view():

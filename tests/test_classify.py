@@ -132,8 +132,8 @@ def test_torch_one_vs_one_solves_pairs_in_class_group_blocks():
     assert len(blocks) == 6
     np.testing.assert_array_equal(np.sort(np.concatenate(blocks)), np.arange(190))  # every pair exactly once
     assert max(np.unique(pairs[block]).size for block in blocks) == 16
-    X, y = separable_views(100, 20, n_views=2, dim=24, seed=11)
-    X_test, y_test = separable_views(60, 20, n_views=2, dim=24, seed=12)
+    X, y = separable_views(48, 12, n_views=2, dim=16, seed=11)  # classes 0-7 and 8-11: 3 blocks
+    X_test, y_test = separable_views(36, 12, n_views=2, dim=16, seed=12)
     model = LinearSVMClassifier(C=1.0, multiclass="ovo", solver="torch", device="cpu").fit(X, y)
     np.testing.assert_array_equal(model.predict(X_test), y_test)
     liblinear = LinearSVMClassifier(C=1.0, multiclass="ovo").fit(X, y)

@@ -47,7 +47,7 @@ def test_eleven_point_ap_differs_from_area_ap_on_a_known_example():
 def test_eleven_point_recall_levels_are_compared_exactly():
     # 10 positives, ranked P P P N then 7 P. Recall is exactly 0.3 at rank 3 (precision 1), so levels 0 .. 0.3
     # give 1; levels 0.4 .. 1 give the best later precision, 10/11 at rank 11. AP = (4 + 7 * 10/11) / 11 = 114/121.
-    # (With floating-point levels 0:0.1:1, 0.30000000000000004 > 0.3 and the devkit would give 113/121.)
+    # (With floating-point levels such as numpy's arange(0, 1.1, 0.1), 0.30000000000000004 > 0.3 gives 113/121.)
     labels = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1])
     scores = -np.arange(11.0)
     assert voc07_ap(scores, labels) == pytest.approx(114 / 121)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -229,3 +230,331 @@ def test_prediction_explorer_shows_the_picked_photos_predictions(untrained_lite0
 def test_prediction_explorer_needs_a_photo(untrained_lite0):
     with pytest.raises(ValueError, match="needs at least one photo"):
         notebook.prediction_explorer(untrained_lite0, {})
+
+
+# --- notebooks 06-08: datasets subsets, boxes on photos, confusions, report sections -----------------------------
+
+
+def _classes_record(tmp_path=None):  # noqa: ANN001
+    """Three classes a, b, c; per class 2 train, 1 val and 3 test images, in interleaved order."""
+    from course_utils.datasets.base import DatasetRecord
+
+    labels = np.array([0, 1, 2] * 6)
+    split = np.array(["train"] * 6 + ["val"] * 3 + ["test"] * 9)
+    root = tmp_path or Path("/nonexistent")
+    return DatasetRecord("toy", "multiclass", root, [root / f"im{i:02d}.png" for i in range(18)], labels=labels,
+                         class_names=["a", "b", "c"], split=split, protocol="toy protocol")
+
+
+def test_first_available_loads_the_first_present_dataset_and_says_which_were_missing(monkeypatch, capsys):
+    from course_utils import datasets
+    from course_utils.datasets import DatasetMissingError
+
+    toy = _classes_record()
+
+    def fake_load(name, **kwargs):  # noqa: ANN001, ANN003
+        if name == "toy":
+            return toy
+        raise DatasetMissingError(name, Path("/data") / name)
+
+    monkeypatch.setattr(datasets, "load", fake_load)
+    assert notebook.first_available(["real_one", "toy"]) is toy
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("real_one: not on this machine (Dataset 'real_one' was not found under /data/real_one")
+    assert printed[1] == "using toy: 18 images"
+    with pytest.raises(DatasetMissingError, match="Dataset 'second' was not found under /data/second"):
+        notebook.first_available(["first", "second"])
+    with pytest.raises(ValueError, match="needs at least one dataset name"):
+        notebook.first_available([])
+
+
+def test_class_subset_keeps_the_chosen_classes_relabelled_in_the_order_given():
+    record = _classes_record()
+    subset = notebook.class_subset(record, ["c", 0], test_per_class=2)
+    # class c (label 2): train 2, 5; val 8; test 11, 14 (17 dropped by the cap); class a (0): 0, 3, 6, 9, 12
+    assert [p.name for p in subset.paths] == [f"im{i:02d}.png" for i in (0, 2, 3, 5, 6, 8, 9, 11, 12, 14)]
+    assert subset.labels.tolist() == [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
+    assert subset.class_names == ["c", "a"]
+    assert subset.split.tolist() == ["train"] * 4 + ["val"] * 2 + ["test"] * 4
+    assert subset.protocol == "toy protocol | subset: 2 classes, at most 2 test images per class"
+    assert len(notebook.class_subset(record, [1]).indices("test")) == 3  # no cap: every test image of class b
+
+
+def test_class_subset_rejects_unknown_repeated_or_multilabel_classes_clearly():
+    record = _classes_record()
+    with pytest.raises(ValueError, match=r"'toy' has no class 'd'; its classes start \['a', 'b', 'c'\]"):
+        notebook.class_subset(record, ["a", "d"])
+    with pytest.raises(ValueError, match="Class id 3 is outside 0..2"):
+        notebook.class_subset(record, [3])
+    with pytest.raises(ValueError, match="needs distinct classes"):
+        notebook.class_subset(record, ["a", 0])
+    with pytest.raises(ValueError, match="test_per_class must be at least 1"):
+        notebook.class_subset(record, ["a"], test_per_class=0)
+    record.labels = np.zeros((18, 2), dtype=int)
+    with pytest.raises(ValueError, match="needs a single-label dataset"):
+        notebook.class_subset(record, ["a"])
+
+
+def _retrieval_record():
+    """Twelve images in groups of four (UKBench style); every image queries all; image 1 is junk for query 0."""
+    from course_utils.datasets.base import DatasetRecord, Query
+
+    queries = [Query(i, positives=list(range(i - i % 4, i - i % 4 + 4)), junk=[1] if i == 0 else [], name=f"q{i}")
+               for i in range(12)]
+    return DatasetRecord("groups", "retrieval", Path("/r"), [Path(f"/r/{i}.jpg") for i in range(12)],
+                         queries=queries, database=np.arange(12), metric="N-S score", protocol="groups of 4")
+
+
+def test_retrieval_subset_keeps_the_first_images_and_cuts_the_ground_truth_to_them():
+    subset = notebook.retrieval_subset(_retrieval_record(), 6)
+    assert [p.name for p in subset.paths] == [f"{i}.jpg" for i in range(6)]
+    assert [q.index for q in subset.queries] == [0, 1, 2, 3, 4, 5]
+    assert subset.queries[4].positives == [4, 5] and subset.queries[0].positives == [0, 1, 2, 3]
+    assert subset.queries[0].junk == [1] and subset.queries[0].name == "q0"
+    assert subset.database.tolist() == [0, 1, 2, 3, 4, 5]
+    assert subset.metric == "N-S score" and subset.protocol == "groups of 4 | subset: first 6 images, 6 queries"
+    assert len(_retrieval_record().queries[4].positives) == 4, "the original record must stay untouched"
+
+
+def test_retrieval_subset_rejects_bad_sizes_and_other_tasks():
+    with pytest.raises(ValueError, match="n_images must be in 1..12 for 'groups'; got 13"):
+        notebook.retrieval_subset(_retrieval_record(), 13)
+    with pytest.raises(ValueError, match="needs a retrieval dataset; 'toy' is 'multiclass'"):
+        notebook.retrieval_subset(_classes_record(), 2)
+
+
+def _rectangles(axis):  # noqa: ANN001
+    from matplotlib.patches import Rectangle
+
+    return [patch for patch in axis.patches if isinstance(patch, Rectangle)]
+
+
+def test_draw_boxes_draws_each_named_box_at_its_pixels():
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    figure = notebook.draw_boxes(image, {"box": (10, 20, 60, 90), "enlarged": (0, 5, 85, 100)})
+    (axis,) = figure.axes
+    rectangles = _rectangles(axis)
+    assert [(r.get_x(), r.get_y(), r.get_width(), r.get_height()) for r in rectangles] == [
+        (10, 20, 50, 70), (0, 5, 85, 95)]
+    assert [text.get_text() for text in axis.texts] == ["box", "enlarged"]
+    assert rectangles[0].get_edgecolor() != rectangles[1].get_edgecolor()
+
+
+def test_draw_patch_pyramid_shows_each_level_and_the_running_total():
+    from course_utils.retrieval import patch_boxes
+
+    image = Image.new("RGB", (120, 90))
+    figure = notebook.draw_patch_pyramid(image, levels=4)
+    assert [axis.get_title() for axis in figure.axes] == [
+        "level 1: 1 patch (total 1)", "level 2: 4 patches (total 5)", "level 3: 9 patches (total 14)",
+        "level 4: 16 patches (total 30)"]
+    def corners(r):  # noqa: ANN001, ANN202
+        return round(r.get_x()), round(r.get_y()), round(r.get_x() + r.get_width()), round(r.get_y() + r.get_height())
+
+    outlines = [corners(r) for axis in figure.axes for r in _rectangles(axis) if not r.get_fill()]
+    assert outlines == patch_boxes(120, 90, 4)
+    assert outlines[1] == (0, 0, 80, 60)  # level 2: side 2/3 of each axis, 50% overlap
+    shaded = [corners(r) for axis in figure.axes for r in _rectangles(axis) if r.get_fill()]
+    assert shaded == [(0, 0, 120, 90), (0, 0, 80, 60), (0, 0, 60, 45), (0, 0, 48, 36)]  # each level's first patch
+
+
+def test_show_confused_pairs_puts_each_mistake_beside_the_class_it_was_taken_for(tmp_path):
+    record = _classes_record(tmp_path)
+    for i, path in enumerate(record.paths):  # the red channel encodes the image number
+        Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(path)
+    test = record.indices("test")  # 9..17, labels 0 1 2 0 1 2 0 1 2
+    y_true = record.labels[test]
+    y_pred = np.array([1, 1, 2, 1, 1, 0, 1, 1, 0])  # a->b three times (9, 12, 15), c->a twice (14, 17)
+    outcome = SimpleNamespace(y_true=y_true, y_pred=y_pred, test_indices=test)
+    figure = notebook.show_confused_pairs(record, outcome, top=2)
+    assert [axis.get_title() for axis in figure.axes] == [
+        "a\ntaken for b (3x)", "a training\nb", "c\ntaken for a (2x)", "a training\na"]
+    shown = [int(axis.images[0].get_array()[0, 0, 0]) // 10 for axis in figure.axes]
+    assert shown == [9, 1, 14, 0]  # first mistaken test image, then the first training image of the other class
+
+
+def test_show_confused_pairs_without_mistakes_or_for_multilabel_outcomes():
+    record = _classes_record()
+    labels = record.labels[record.indices("test")]
+    figure = notebook.show_confused_pairs(record, SimpleNamespace(y_true=labels, y_pred=labels, test_indices=None))
+    assert figure.axes[0].texts[0].get_text() == "no confusions: every test image is classified correctly"
+    with pytest.raises(ValueError, match="needs a single-label outcome"):
+        notebook.show_confused_pairs(record, SimpleNamespace(y_true=labels, y_pred=None, test_indices=None))
+
+
+REPORT = "# Title\n\nintro\n\n## Claims\n\n| a | b |\n|---|---|\n\nA note\non two lines.\n\n![plot](p.png)\n\n" \
+         "### Detail\n\ntext\n\n## Next\nend"
+
+
+def test_markdown_section_runs_to_the_next_heading_of_its_level_or_a_number_of_blocks():
+    assert notebook.markdown_section(REPORT, "## Claims") == (
+        "## Claims\n\n| a | b |\n|---|---|\n\nA note\non two lines.\n\n![plot](p.png)\n\n### Detail\n\ntext")
+    assert notebook.markdown_section(REPORT, "## Claims", blocks=2) == (
+        "## Claims\n\n| a | b |\n|---|---|\n\nA note\non two lines.")
+    assert notebook.markdown_section(REPORT, "## Next") == "## Next\nend"
+    assert notebook.markdown_section(REPORT, "# Title", blocks=1) == "# Title\n\nintro"
+
+
+def test_markdown_section_names_the_headings_it_has():
+    with pytest.raises(ValueError, match=r"No heading '## Missing' in the document; its headings are \['# Title', "):
+        notebook.markdown_section(REPORT, "## Missing")
+    with pytest.raises(ValueError, match="heading must start with '#'"):
+        notebook.markdown_section(REPORT, "Claims")
+    with pytest.raises(ValueError, match="blocks must be at least 1"):
+        notebook.markdown_section(REPORT, "## Claims", blocks=0)
+
+
+# --- notebook 03: the views on a photo, few training images ------------------------------------------------------
+
+
+def test_rotated_to_original_finds_the_photo_pixel_that_pil_rotated_there():
+    # a smooth gradient: red grows with x, green with y, so a pixel's colour says where it came from
+    x, y = np.meshgrid(np.arange(200), np.arange(150))
+    pixels = np.stack([x * 255 / 199, y * 255 / 149, np.full_like(x, 128.0)], axis=-1).round().astype(np.uint8)
+    rotated = np.asarray(Image.fromarray(pixels).rotate(10, resample=Image.Resampling.BILINEAR))
+    for px, py in ((140, 105), (60, 40), (150, 30)):
+        ((sx, sy),) = notebook.rotated_to_original(np.array([[px + 0.5, py + 0.5]]), 200, 150, 10)
+        expected = (sx - 0.5) * 255 / 199, (sy - 0.5) * 255 / 149  # pixel centres sit at +0.5
+        assert rotated[py, px, :2] == pytest.approx(expected, abs=3)
+    # the wrong direction would land ~10 pixels away on this offset: the check above can tell
+    ((wx, wy),) = notebook.rotated_to_original(np.array([[140.5, 105.5]]), 200, 150, -10)
+    assert abs(rotated[105, 140, 1] - (wy - 0.5) * 255 / 149) > 10
+
+
+def test_view_outlines_are_the_papers_windows_on_the_photo():
+    outlines = notebook.view_outlines("paper16", 90, 60)
+    assert list(outlines) == ["whole", "crop_tl", "crop_tr", "crop_bl", "crop_br", "crop_c", "rot+10", "rot-10"]
+    np.testing.assert_array_equal(outlines["whole"], [[0, 0], [90, 0], [90, 60], [0, 60]])
+    np.testing.assert_array_equal(outlines["crop_tl"], [[0, 0], [60, 0], [60, 40], [0, 40]])  # 2/3 x 2/3
+    np.testing.assert_array_equal(outlines["crop_br"], [[30, 20], [90, 20], [90, 60], [30, 60]])
+    for name, sign in (("rot+10", 1), ("rot-10", -1)):  # y points down: +10 (counter-clockwise) tilts this way
+        corners = outlines[name]
+        top_edge = corners[1] - corners[0]
+        assert np.degrees(np.arctan2(top_edge[1], top_edge[0])) == pytest.approx(sign * 10)
+        assert corners.min() >= 0 and (corners[:, 0] <= 90).all() and (corners[:, 1] <= 60).all()
+
+
+def test_plot_view_boxes_draws_one_outline_per_unmirrored_view(chelsea):
+    figure = notebook.plot_view_boxes(chelsea)
+    (axis,) = figure.axes
+    assert len(axis.patches) == 8
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == list(notebook.view_outlines(
+        "paper16", chelsea.width, chelsea.height))
+
+    class Boxless:  # a valid view spec that cannot say where its views are
+        name, view_names, n_views = "boxless", ["whole"], 1
+
+        def __call__(self, image):
+            return [image]
+
+    with pytest.raises(TypeError, match="has no boxes"):
+        notebook.view_outlines(Boxless(), 9, 9)
+
+
+def _few_shot_record(tmp_path):
+    from course_utils.datasets.base import DatasetRecord
+
+    labels = np.array([0] * 5 + [1] * 5 + [2] * 5 + [0, 0, 1, 1, 2, 2])
+    split = np.array(["train"] * 15 + ["test"] * 6)
+    return DatasetRecord(name="toy", task="multiclass", root=tmp_path,
+                         paths=[tmp_path / f"{i}.jpg" for i in range(21)], labels=labels, split=split)
+
+
+def test_few_shot_indices_keep_per_class_training_images_and_every_test_image(tmp_path):
+    record = _few_shot_record(tmp_path)
+    chosen = notebook.few_shot_indices(record, 2, seed=3)
+    assert np.all(np.diff(chosen) > 0)
+    train = chosen[record.split[chosen] == "train"]
+    assert np.bincount(record.labels[train]).tolist() == [2, 2, 2]
+    assert chosen[record.split[chosen] == "test"].tolist() == list(range(15, 21))
+    assert np.array_equal(notebook.few_shot_indices(record, 2, seed=3), chosen)
+    assert len({tuple(notebook.few_shot_indices(record, 2, seed=s)) for s in range(5)}) > 1
+    assert notebook.few_shot_indices(record, 5).tolist() == list(range(21))
+
+
+def test_few_shot_indices_explain_impossible_requests(tmp_path):
+    record = _few_shot_record(tmp_path)
+    with pytest.raises(ValueError, match=r"class 0 has 5 training images, fewer than per_class=6; ask for at most 5"):
+        notebook.few_shot_indices(record, 6)
+    with pytest.raises(ValueError, match="per_class must be at least 1; got 0"):
+        notebook.few_shot_indices(record, 0)
+    record.task = "attributes"
+    with pytest.raises(ValueError, match="needs a single-label dataset; 'toy' is 'attributes'"):
+        notebook.few_shot_indices(record, 1)
+
+
+# --- notebook 04: features of in-memory images -------------------------------------------------------------------
+
+
+def test_image_features_match_the_cached_extraction_of_the_same_pixels(untrained_lite0, tmp_path):
+    from course_utils import features
+
+    photos = [notebook.sample_photos(["coffee"])["coffee"], Image.fromarray(np.full((40, 60, 3), 90, np.uint8))]
+    paths = []
+    for i, photo in enumerate(photos):
+        paths.append(tmp_path / f"photo_{i}.png")  # PNG is lossless: the files hold exactly these pixels
+        photo.save(paths[-1])
+    got = notebook.image_features(untrained_lite0, photos)
+    assert got.shape == (2, untrained_lite0.layers[untrained_lite0.default_layer])
+    reference = features.extract(paths, untrained_lite0, views="whole", engine="torch", cache=False, progress=False)
+    np.testing.assert_allclose(got, reference[untrained_lite0.default_layer][:, 0], rtol=1e-4, atol=1e-5)
+    assert notebook.image_features(untrained_lite0, photos[:1], layer="stage2").shape == (1, 24)
+    with pytest.raises(ValueError, match="needs at least one image"):
+        notebook.image_features(untrained_lite0, [])
+
+
+# --- viz additions: feature maps, C curves, precision-recall -----------------------------------------------------
+
+
+def test_embed_2d_pca_gives_the_principal_axes():
+    from course_utils import viz
+
+    X = np.array([[-2.0, 0, 0], [0, 0, 0], [2, 0, 0], [0, 1, 0]])  # variance 8/3 along x, 1/4 along y, 0 on z
+    points = viz.embed_2d(X, "pca")
+    np.testing.assert_allclose(np.abs(points), np.abs([[-2, -0.25], [0, -0.25], [2, -0.25], [0, 0.75]]), atol=1e-12)
+    tsne = viz.embed_2d(np.random.default_rng(0).standard_normal((12, 5)), "tsne", seed=1)
+    assert tsne.shape == (12, 2) and np.allclose(tsne, viz.embed_2d(
+        np.random.default_rng(0).standard_normal((12, 5)), "tsne", seed=1))
+    with pytest.raises(ValueError, match=r"at least 3 images; got shape \(4, 1, 3\)"):
+        viz.embed_2d(X[:, None, :])
+    with pytest.raises(ValueError, match="method must be 'pca' or 'tsne'; got 'umap'"):
+        viz.embed_2d(X, "umap")
+
+
+def test_plot_feature_scatter_draws_each_class_in_each_panel():
+    from course_utils import viz
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 4 + [1] * 6)
+    figure = viz.plot_feature_scatter({"shallow": rng.random((10, 4)), "deep": rng.random((10, 8))}, labels,
+                                      ["cat", "dog"])
+    assert [axis.get_title() for axis in figure.axes] == ["shallow (PCA)", "deep (PCA)"]
+    for axis in figure.axes:
+        assert [len(collection.get_offsets()) for collection in axis.collections] == [4, 6]
+    assert [text.get_text() for text in figure.axes[-1].get_legend().get_texts()] == ["cat", "dog"]
+
+
+def test_plot_cv_scores_draws_fold_means_and_marks_the_chosen_and_paper_C():
+    from course_utils import viz
+    from course_utils.classify import CSelection
+
+    selection = CSelection(C=2.0, Cs=(0.2, 2.0, 20.0), fold_scores=np.array([[0.5, 0.6], [0.8, 0.9], [0.7, 0.7]]))
+    (axis,) = viz.plot_cv_scores(selection, reference_C=0.2).axes
+    lines = {line.get_label(): line for line in axis.get_lines()}
+    np.testing.assert_allclose(lines["mean over folds"].get_ydata(), [55, 85, 70])
+    assert lines["chosen C = 2"].get_xdata()[0] == 2.0 and lines["paper C = 0.2"].get_xdata()[0] == 0.2
+    assert axis.get_xscale() == "log"
+
+
+def test_plot_precision_recall_shows_both_aps_of_the_protocols_worked_example():
+    from course_utils import viz
+
+    scores, labels = np.array([6, 5, 4, 3, 2, 1.0]), np.array([1, 0, 1, 0, 0, 1])  # P N P N N P (docs/protocols.md)
+    (axis,) = viz.plot_precision_recall(scores, labels).axes
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert legend == ["precision at each rank (area AP = 0.722)", "11-point interpolation (VOC07 AP = 0.727)"]
+    interpolated = axis.get_lines()[1].get_ydata()
+    np.testing.assert_allclose(interpolated, [1] * 4 + [2 / 3] * 3 + [1 / 2] * 4)
+    assert np.mean(interpolated) == pytest.approx(8 / 11)
+    with pytest.raises(ValueError, match="no positive item"):
+        viz.plot_precision_recall(scores, np.zeros(6, int))

@@ -32,19 +32,19 @@ HAS_FAISS = importlib.util.find_spec("faiss") is not None
 
 
 def brute_force(query: np.ndarray, db: np.ndarray) -> np.ndarray:
-    """The paper's distance written out literally, in float64: mean over query patches of the nearest db patch."""
+    """The paper's distance written out, in float64: mean over query patches of the nearest db patch."""
     diff = query[:, None, :, None, :].astype(np.float64) - db[None, :, None, :, :]
     return np.sqrt((diff**2).sum(-1)).min(-1).mean(-1)
 
 
 def grid_features(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Features on a 1/4 grid: every squared distance is an exact float32 number, so any summation order agrees."""
+    """Features on a 1/4 grid: every squared distance is exact in float32, so any summation order agrees."""
     return (np.clip(np.round(rng.standard_normal(shape) * 2), -8, 8) / 4).astype(np.float32)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # patch pyramid
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("levels, count", [(1, 1), (3, 14), (4, 30)])
@@ -107,9 +107,9 @@ def test_spatial_patches_view_spec(chelsea):
         patch_boxes(0, 10, 3)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # search
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def test_global_search_ranks_by_hand_computed_distances():
@@ -124,10 +124,12 @@ def test_global_search_ranks_by_hand_computed_distances():
 
 def test_spatial_distance_on_a_hand_example():
     query = np.array([[[0.0, 0.0], [10.0, 0.0]]])  # 2 query patches
-    db = np.array([
-        [[0.0, 3.0], [10.0, 1.0], [50.0, 50.0]],  # nearest: 3 and 1 -> mean 2
-        [[6.0, 8.0], [6.0, 8.0], [6.0, 8.0]],  # nearest: 10 and sqrt(16 + 64) -> mean (10 + 8.944) / 2
-    ])
+    db = np.array(
+        [
+            [[0.0, 3.0], [10.0, 1.0], [50.0, 50.0]],  # nearest: 3 and 1 -> mean 2
+            [[6.0, 8.0], [6.0, 8.0], [6.0, 8.0]],  # nearest: 10 and sqrt(16 + 64) -> mean (10 + 8.944) / 2
+        ]
+    )
     distances = spatial_distances(query, db)
     np.testing.assert_allclose(distances, [[2.0, (10.0 + np.sqrt(80.0)) / 2]], rtol=1e-6)
     # asymmetric: db image 1 as the query finds (6, 8) 10 away from (0, 0) and sqrt(80) from (10, 0)
@@ -143,6 +145,7 @@ def test_spatial_distances_match_brute_force():
 
 def _crop_case(rng: np.random.Generator, dim: int = 64, n_db: int = 40):
     """Query = a crop of image A; distractor B looks like the query as a whole but holds none of its parts."""
+
     def unit(*shape):
         x = rng.standard_normal((*shape, dim))
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
@@ -202,7 +205,9 @@ def test_faiss_and_torch_agree():
     faiss_d = spatial_distances(query, db, chunk=16, backend="faiss")
     np.testing.assert_allclose(faiss_d, torch_d, rtol=1e-5)
     query, db = grid_features(rng, (5, 14, 48)), grid_features(rng, (60, 30, 48))
-    assert np.array_equal(rank(spatial_distances(query, db, backend="faiss")), rank(spatial_distances(query, db)))
+    assert np.array_equal(
+        rank(spatial_distances(query, db, backend="faiss")), rank(spatial_distances(query, db))
+    )
 
 
 def test_images_skipped_by_the_feature_engine_rank_last():
@@ -232,16 +237,18 @@ def test_search_input_errors():
         global_distances(np.zeros((1, 2, 6)), db)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # post-processing and query expansion
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def test_postprocessor_refuses_to_learn_on_the_searched_set():
     rng = np.random.default_rng(7)
     searched, other = rng.standard_normal((30, 4, 16)), rng.standard_normal((30, 4, 16))
     post = RetrievalPostprocessor(pca_dim=8)
-    with pytest.raises(ValueError, match="4 of the 124 training vectors are also vectors of the searched set"):
+    with pytest.raises(
+        ValueError, match="4 of the 124 training vectors are also vectors of the searched set"
+    ):
         post.fit(np.concatenate([other, searched[:1]]), searched=searched)
     with pytest.raises(ValueError, match="X comes from 'oxford5k', the dataset being searched"):
         post.fit(other, searched="oxford5k", fit_dataset="oxford5k")
@@ -261,8 +268,9 @@ def test_postprocessor_is_the_paper_chain():
     post = RetrievalPostprocessor(pca_dim=12, power=2.0).fit(train)
     l2 = L2Normalizer()
     pca = PCAWhitening(n_components=12, whiten=True).fit(l2.fit_transform(train))
-    expected = l2.fit_transform(SignedPower(alpha=2.0).fit_transform(l2.fit_transform(pca.transform(
-        l2.fit_transform(test)))))
+    expected = l2.fit_transform(
+        SignedPower(alpha=2.0).fit_transform(l2.fit_transform(pca.transform(l2.fit_transform(test))))
+    )
     out = post.transform(test)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, rtol=1e-5)
@@ -272,7 +280,9 @@ def test_postprocessor_is_the_paper_chain():
 
 def test_postprocessor_clips_pca_dim_with_a_warning():
     train = np.random.default_rng(9).standard_normal((20, 64))
-    with pytest.warns(UserWarning, match="pca_dim=500 is more than the 20 training vectors of 64 dims allow; using 19"):
+    with pytest.warns(
+        UserWarning, match="pca_dim=500 is more than the 20 training vectors of 64 dims allow; using 19"
+    ):
         post = RetrievalPostprocessor().fit(train)
     assert post.transform(train).shape == (20, 19)
     with pytest.raises(ValueError, match="fitted on 64-d features but got 32-d"):
@@ -285,18 +295,22 @@ def test_average_and_alpha_query_expansion_on_a_hand_example():
     ranks = global_search(query, db)
     assert ranks.tolist() == [[0, 1, 2]]
     # AQE, k=2: query + db0 + db1 = (2.6, 0.8), normalised
-    np.testing.assert_allclose(QueryExpansion(k=2).expand(query, db, ranks), [[2.6, 0.8] / np.hypot(2.6, 0.8)],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        QueryExpansion(k=2).expand(query, db, ranks), [[2.6, 0.8] / np.hypot(2.6, 0.8)], rtol=1e-6
+    )
     # alpha-QE, alpha=3: weights 1 (db0) and 0.6 ** 3 = 0.216 (db1) -> (2.1296, 0.1728)
-    np.testing.assert_allclose(QueryExpansion(k=2, alpha=3).expand(query, db, ranks),
-                               [[2.1296, 0.1728] / np.hypot(2.1296, 0.1728)], rtol=1e-6)
+    np.testing.assert_allclose(
+        QueryExpansion(k=2, alpha=3).expand(query, db, ranks),
+        [[2.1296, 0.1728] / np.hypot(2.1296, 0.1728)],
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="k must be >= 1"):
         QueryExpansion(k=0)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # evaluation and saved rankings
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def _record(tmp_path, metric: str = "mAP") -> DatasetRecord:
@@ -305,8 +319,15 @@ def _record(tmp_path, metric: str = "mAP") -> DatasetRecord:
         Query(index=0, positives=[2, 4]),  # the query is a database image but not its own positive: ignored
         Query(index=5, positives=[1], junk=[3], name="q5"),  # not in the database
     ]
-    return DatasetRecord(name="toy", task="retrieval", root=tmp_path, paths=paths, queries=queries,
-                         database=np.arange(5), metric=metric)
+    return DatasetRecord(
+        name="toy",
+        task="retrieval",
+        root=tmp_path,
+        paths=paths,
+        queries=queries,
+        database=np.arange(5),
+        metric=metric,
+    )
 
 
 def test_evaluate_retrieval_by_hand(tmp_path):
@@ -331,8 +352,14 @@ def test_evaluate_retrieval_by_hand(tmp_path):
 def test_ukbench_style_score(tmp_path):
     paths = [tmp_path / f"u{i}.jpg" for i in range(8)]
     queries = [Query(index=i, positives=list(range(4 * (i // 4), 4 * (i // 4) + 4))) for i in (0, 5)]
-    record = DatasetRecord(name="ukb", task="retrieval", root=tmp_path, paths=paths, queries=queries,
-                           metric="N-S score: mean number of the 4 group images in the top 4")
+    record = DatasetRecord(
+        name="ukb",
+        task="retrieval",
+        root=tmp_path,
+        paths=paths,
+        queries=queries,
+        metric="N-S score: mean number of the 4 group images in the top 4",
+    )
     ranks = np.array([[0, 1, 4, 2, 3, 5, 6, 7], [5, 4, 6, 7, 0, 1, 2, 3]])
     result = evaluate_retrieval(record, ranks=ranks)
     assert result["ns_score"] == pytest.approx((3 + 4) / 2)
@@ -355,9 +382,9 @@ def test_save_and_load_rankings(tmp_path, suffix):
         save_rankings(tmp_path / "ranks.txt", rank(distances), record)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # the whole pipeline on real photographs (EfficientNet-Lite0 features)
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def _photo(name: str) -> Image.Image:
@@ -371,8 +398,8 @@ def _photo(name: str) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def photo_records(tmp_path_factory):
-    """An Oxford-style set (a query box on a database image, and a query that is a separate crop) and a disjoint
-    set of other photographs to learn PCA-whitening from."""
+    """An Oxford-style set (a query box on a database image, and a query that is a separate crop) and a
+    disjoint set of other photographs to learn PCA-whitening from."""
     root = tmp_path_factory.mktemp("retrieval_photos")
     names = ["astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field"]
     paths = []
@@ -386,8 +413,15 @@ def photo_records(tmp_path_factory):
         Query(index=1, positives=[1], box=(30.0, 5.0, 100.0, 75.0), name="chelsea_face"),  # the cat's head
         Query(index=6, positives=[3], name="rocket_crop"),
     ]
-    record = DatasetRecord(name="photos", task="retrieval", root=root, paths=paths, queries=queries,
-                           database=np.arange(6), metric="mAP")
+    record = DatasetRecord(
+        name="photos",
+        task="retrieval",
+        root=root,
+        paths=paths,
+        queries=queries,
+        database=np.arange(6),
+        metric="mAP",
+    )
     other = []
     for name in ["retina", "colorwheel", "clock", "horse", "coins"]:
         _photo(name).save(root / f"other_{name}.jpg", quality=95)
@@ -396,8 +430,9 @@ def photo_records(tmp_path_factory):
     return record, fit_record
 
 
-# Small pyramids (2 levels, 5 patches) keep the network's work to a few dozen views; the geometry of the paper's
-# 4/3-level pyramids is tested above on boxes. Extracted features are cached, so later calls reuse earlier ones.
+# Small pyramids (2 levels, 5 patches) keep the network's work to a few dozen views; the geometry of the
+# paper's 4/3-level pyramids is tested above on boxes. Extracted features are cached, so later calls reuse
+# earlier ones.
 SMALL = {"layer": "head@gem", "db_levels": 2, "query_levels": 2}
 
 
@@ -415,13 +450,23 @@ def test_run_retrieval_global_and_spatial_on_photographs(photo_records, lite0, t
     assert expanded["setting"].endswith("+aqe1") and expanded["ranks"][:, 0].tolist() == [1, 3]
 
     post = RetrievalPostprocessor(pca_dim=4)
-    whitened = run_retrieval(record, lite0, "global", layer="head@gem", postprocess=post, fit_record=fit_record)
+    whitened = run_retrieval(
+        record, lite0, "global", layer="head@gem", postprocess=post, fit_record=fit_record
+    )
     assert post.n_components_ == 4 and post.fit_dataset_ == "other_photos"
     assert whitened["ranks"].shape == (2, 6)
-    searched_again = DatasetRecord(name="photos_db", task="retrieval", root=record.root, paths=record.paths[:6])
+    searched_again = DatasetRecord(
+        name="photos_db", task="retrieval", root=record.root, paths=record.paths[:6]
+    )
     with pytest.raises(ValueError, match="6 of the 6 training vectors are also vectors of the searched set"):
-        run_retrieval(record, lite0, "global", layer="head@gem", postprocess=RetrievalPostprocessor(pca_dim=4),
-                      fit_record=searched_again)
+        run_retrieval(
+            record,
+            lite0,
+            "global",
+            layer="head@gem",
+            postprocess=RetrievalPostprocessor(pca_dim=4),
+            fit_record=searched_again,
+        )
     with pytest.raises(ValueError, match="does not apply to method='spatial'"):
         run_retrieval(record, lite0, "spatial", qe=QueryExpansion())
 
@@ -430,10 +475,40 @@ def test_run_retrieval_global_and_spatial_on_photographs(photo_records, lite0, t
 def test_run_retrieval_queries_from_the_database_reuse_its_patches(photo_records, lite0):
     record, _ = photo_records
     every_image = DatasetRecord(
-        name="self", task="retrieval", root=record.root, paths=record.paths[:6],
-        queries=[Query(index=i, positives=[i]) for i in range(6)], metric="mAP",
+        name="self",
+        task="retrieval",
+        root=record.root,
+        paths=record.paths[:6],
+        queries=[Query(index=i, positives=[i]) for i in range(6)],
+        metric="mAP",
     )
     result = run_retrieval(every_image, lite0, "spatial", **{**SMALL, "query_levels": 1})
-    # each query's patch (the whole image) is among its own image's 5: distance ~0 (float rounding), found first
+    # each query's patch (the whole image) is among its own image's 5: distance ~0 (float rounding), found
+    # first
     assert np.diag(result["distances"]).max() < 1e-3
     assert result["ranks"][:, 0].tolist() == list(range(6))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the benchmark's reference and its output
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_search_benchmark_reference_and_result_line(capsys):
+    import argparse
+    import re
+
+    from course_utils.bench import search as bench
+
+    # the straightforward reference gives bit-identical distances to ours on the exact grid features
+    queries, targets = bench.make_queries(3, 300, 32, seed=1, exact=True)
+    database = bench.make_database(300, 32, "float32", seed=1, exact=True)
+    reference = bench.numpy_distances(queries, 300, 32, seed=1, exact=True)
+    assert np.array_equal(spatial_distances(queries, database, chunk=64), reference)
+    assert rank(reference)[:, 0].tolist() == targets.tolist()  # the planted image comes first
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.run(parser.parse_args(["--quick"])) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(r"RESULT search_speedup_vs_numpy=\d+\.\d peak_rss_mb=\d+", last), last

@@ -1,22 +1,23 @@
-"""Benchmark: the paper's spatial search on an Oxford-size database, chunked torch against straightforward numpy.
+"""Benchmark: the paper's spatial search on an Oxford-size database, chunked torch against plain numpy.
 
 ``python -m course_utils bench search [--images 5000 --queries 55 --dim 1280 --dtype float16 --quick]``
 
-The database is synthetic and shaped like Oxford5k under spatial search: ``images`` x 30 patches x ``dim``, searched
-by ``queries`` x 14 patches. Each query is planted: its patches are 14 of one database image's patches plus a
-little noise (a crop of that image), so a correct search ranks that image first.
+The database is synthetic and shaped like Oxford5k under spatial search: ``images`` x 30 patches x ``dim``,
+searched by ``queries`` x 14 patches. Each query is planted: its patches are 14 of one database image's
+patches plus a little noise (a crop of that image), so a correct search ranks that image first.
 
-* **ours**: :func:`course_utils.retrieval.spatial_distances`, blocks of database images, one matrix product each.
+* **ours**: :func:`course_utils.retrieval.spatial_distances`, blocks of database images, one matrix product
+  each.
 * **numpy**: the definition written out, one database image at a time: the full (14 x 30) matrix of patch
   distances from the differences, the minimum per query patch, the mean. It is slow, so it runs on the first
-  ``--baseline-queries`` queries only and its time per query is multiplied by the number of queries (each query's
-  work is the same, so the estimate is linear).
+  ``--baseline-queries`` queries only and its time per query is multiplied by the number of queries (each
+  query's work is the same, so the estimate is linear).
 
-Both must return the same rankings. With ``--dtype float32`` (default) the features lie on a grid of quarter steps
-(rounded Gaussians), where every squared distance is an exact float32 number in both implementations, so the
-rankings are compared for strict equality, not "equal up to rounding". With ``--dtype float16`` the features are
-real-valued unit vectors, the database is stored in half precision, and the rankings are compared with numpy's in
-float32 on the unrounded features: the benchmark reports how well they agree.
+Both must return the same rankings. With ``--dtype float32`` (default) the features lie on a grid of quarter
+steps (rounded Gaussians), where every squared distance is an exact float32 number in both implementations, so
+the rankings are compared for strict equality, not "equal up to rounding". With ``--dtype float16`` the
+features are real-valued unit vectors, the database is stored in half precision, and the rankings are compared
+with numpy's in float32 on the unrounded features: the benchmark reports how well they agree.
 
 Peak memory is the process's peak resident set size (``ru_maxrss``) right after our search: Python, torch, the
 database and the search's working memory; the database is generated block by block so that generation itself
@@ -42,27 +43,41 @@ BLOCK = 250  # database images generated per block (the numpy baseline regenerat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=5000, help="database images (default 5000, Oxford5k's size)")
+    parser.add_argument(
+        "--images", type=int, default=5000, help="database images (default 5000, Oxford5k's size)"
+    )
     parser.add_argument("--queries", type=int, default=55, help="queries (default 55, Oxford5k's)")
-    parser.add_argument("--dim", type=int, default=1280, help="feature width (default 1280, EfficientNet-Lite0)")
+    parser.add_argument(
+        "--dim", type=int, default=1280, help="feature width (default 1280, EfficientNet-Lite0)"
+    )
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="database storage")
-    parser.add_argument("--chunk", type=int, default=None, help="database images per block (default: from --memory-mb)")
-    parser.add_argument("--memory-mb", type=float, default=256.0, help="working memory per block (default 256)")
+    parser.add_argument(
+        "--chunk", type=int, default=None, help="database images per block (default: from --memory-mb)"
+    )
+    parser.add_argument(
+        "--memory-mb", type=float, default=256.0, help="working memory per block (default 256)"
+    )
     parser.add_argument("--backend", choices=("torch", "faiss"), default="torch")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--baseline-queries", type=int, default=2,
-                        help="queries the numpy baseline runs on (its time is extrapolated per query; default 2)")
+    parser.add_argument(
+        "--baseline-queries",
+        type=int,
+        default=2,
+        help="queries the numpy baseline runs on (its time is extrapolated per query; default 2)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke-test size: {QUICK['images']} images, {QUICK['queries']} queries, "
-                             f"{QUICK['dim']}-d")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke-test size: {QUICK['images']} images, {QUICK['queries']} queries, {QUICK['dim']}-d",
+    )
 
 
 def database_block(seed: int, block: int, n_images: int, dim: int, exact: bool) -> np.ndarray:
     """Block ``block`` of the synthetic database: ``(n_images, 30, dim)`` float32, the same on every call.
 
-    ``exact``: values on a grid of quarter steps in [-2, 2] (squared distances exact in float32); otherwise unit
-    vectors of Gaussian values.
+    ``exact``: values on a grid of quarter steps in [-2, 2] (squared distances exact in float32); otherwise
+    unit vectors of Gaussian values.
     """
     rng = np.random.default_rng([seed, 0, block])
     values = rng.standard_normal((n_images, DB_PATCHES, dim), dtype=np.float32)
@@ -80,8 +95,10 @@ def make_database(n_images: int, dim: int, dtype: str, seed: int, exact: bool) -
     return database
 
 
-def make_queries(n_queries: int, n_images: int, dim: int, seed: int, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Planted queries ``(Q, 14, dim)`` float32 and their target images: 14 of a target's patches, plus noise."""
+def make_queries(
+    n_queries: int, n_images: int, dim: int, seed: int, exact: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Planted queries ``(Q, 14, dim)`` float32 and their targets: 14 of a target's patches, plus noise."""
     rng = np.random.default_rng([seed, 1])
     targets = np.linspace(0, n_images - 1, n_queries).astype(int)
     queries = np.empty((n_queries, QUERY_PATCHES, dim), dtype=np.float32)
@@ -94,7 +111,9 @@ def make_queries(n_queries: int, n_images: int, dim: int, seed: int, exact: bool
             step = (rng.random(chosen.shape) < 0.125) * rng.choice([-0.25, 0.25], chosen.shape)
             queries[row] = chosen + step.astype(np.float32)
         else:
-            noisy = chosen + np.float32(0.3 / np.sqrt(dim)) * rng.standard_normal(chosen.shape, dtype=np.float32)
+            noisy = chosen + np.float32(0.3 / np.sqrt(dim)) * rng.standard_normal(
+                chosen.shape, dtype=np.float32
+            )
             queries[row] = noisy / np.linalg.norm(noisy, axis=-1, keepdims=True)
     return queries, targets
 
@@ -120,7 +139,9 @@ def _peak_rss_mb() -> float:
 
 def _agreement(ours: np.ndarray, reference: np.ndarray) -> str:
     ours_ranks, reference_ranks = rank(ours), rank(reference)
-    top10 = np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(ours_ranks, reference_ranks, strict=True)])
+    top10 = np.mean(
+        [len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(ours_ranks, reference_ranks, strict=True)]
+    )
     return (
         f"same top-1 {np.mean(ours_ranks[:, 0] == reference_ranks[:, 0]):.0%}, top-10 overlap {top10:.0%}, "
         f"identical positions {np.mean(ours_ranks == reference_ranks):.1%}, "
@@ -136,10 +157,14 @@ def run(args: argparse.Namespace) -> int:
             setattr(args, name, value)
     exact = args.dtype == "float32"
     n_base = max(1, min(args.baseline_queries, args.queries))
-    print(f"spatial search: {args.images} images x {DB_PATCHES} patches, {args.queries} queries x "
-          f"{QUERY_PATCHES} patches, {args.dim}-d, database {args.dtype}, backend {args.backend}, "
-          f"device {args.device}, torch threads {torch.get_num_threads()}")
-    print(f"features: {'quarter-step grid (exact float32 arithmetic)' if exact else 'real-valued unit vectors'}")
+    print(
+        f"spatial search: {args.images} images x {DB_PATCHES} patches, {args.queries} queries x "
+        f"{QUERY_PATCHES} patches, {args.dim}-d, database {args.dtype}, backend {args.backend}, "
+        f"device {args.device}, torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"features: {'quarter-step grid (exact float32 arithmetic)' if exact else 'real-valued unit vectors'}"
+    )
 
     baseline_mb = _peak_rss_mb()  # Python, numpy, torch and their libraries, before any data
     database = make_database(args.images, args.dim, args.dtype, args.seed, exact)
@@ -149,21 +174,29 @@ def run(args: argparse.Namespace) -> int:
     options = {"chunk": chunk, "dtype": args.dtype, "backend": args.backend, "device": args.device}
 
     spatial_distances(queries[:1], database[: min(chunk, 8)], **options)  # warm-up: thread pools, allocator
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     ours = spatial_distances(queries, database, **options)
-    ours_seconds = time.perf_counter() - start
+    ours_seconds, ours_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     peak_mb = _peak_rss_mb()
     found = np.mean(rank(ours)[:, 0] == targets)
-    print(f"ours:  {ours_seconds:.2f} s for {args.queries} queries = {args.queries / ours_seconds:.1f} queries/s; "
-          f"planted image ranked first for {found:.0%} of queries")
-    print(f"peak RSS {peak_mb:.0f} MB = {baseline_mb:.0f} MB before any data (Python, torch and their libraries) + "
-          f"{peak_mb - baseline_mb:.0f} MB (database {database.nbytes / 2**20:.0f} MB, queries and search blocks)")
+    print(
+        f"ours:  {ours_seconds:.2f} s for {args.queries} queries = {args.queries / ours_seconds:.1f} "
+        f"queries/s ({ours_cpu:.1f} s of CPU time); planted image ranked first for {found:.0%} of queries"
+    )
+    print(
+        f"peak RSS {peak_mb:.0f} MB = {baseline_mb:.0f} MB before any data (Python, torch and their "
+        f"libraries) + {peak_mb - baseline_mb:.0f} MB (database {database.nbytes / 2**20:.0f} MB, queries "
+        "and search blocks)"
+    )
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     reference = numpy_distances(queries[:n_base], args.images, args.dim, args.seed, exact)
     numpy_per_query = (time.perf_counter() - start) / n_base
-    print(f"numpy: {numpy_per_query:.2f} s per query (measured on {n_base}), estimated "
-          f"{numpy_per_query * args.queries:.0f} s for {args.queries} = {1 / numpy_per_query:.2f} queries/s")
+    numpy_cpu = (time.process_time() - cpu_start) / n_base
+    print(
+        f"numpy: {numpy_per_query:.2f} s per query ({numpy_cpu:.2f} s CPU; measured on {n_base}), estimated "
+        f"{numpy_per_query * args.queries:.0f} s for {args.queries} = {1 / numpy_per_query:.2f} queries/s"
+    )
     if exact:
         same = np.array_equal(rank(ours[:n_base]), rank(reference))
         print(f"rankings identical to numpy's on the {n_base} measured queries: {same}")
@@ -179,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m course_utils.bench.search", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m course_utils.bench.search", description=__doc__.split("\n")[0]
+    )
     add_arguments(parser)
     sys.exit(run(parser.parse_args()))

@@ -13,7 +13,8 @@ Conventions
     items the protocol ignores (VOC); metric: 11-point AP per class, and its mean.
   - ``"attributes"``: like multilabel, one column per binary attribute; metric: AUC or AP per attribute.
   - ``"retrieval"``: no labels; ``queries`` holds the ground truth.
-* ``split`` is ``(N,)`` str, one of ``"train"``, ``"val"``, ``"test"`` (retrieval sets: ``"db"``).
+* ``split`` is ``(N,)`` str, one of ``"train"``, ``"val"``, ``"test"`` (retrieval sets: ``"db"``, and ``"query"`` for
+  query images kept out of the database; only ``database`` is searched).
 * ``boxes`` ``(N, 4)`` float ``(x0, y0, x1, y1)`` in pixels of the stored image, NaN where an image has none.
 """
 
@@ -93,10 +94,13 @@ class DatasetRecord:
 
 
 class DatasetMissingError(FileNotFoundError):
-    """A dataset's files are not on disk; the message names the command that downloads them."""
+    """A dataset's files are not on disk; the message names the command that downloads them (or, with ``hint``,
+    what else to do, e.g. for the shared data folder, which has no download)."""
 
-    def __init__(self, name: str, root: Path, command: str | None = None, detail: str = "") -> None:
+    def __init__(self, name: str, root: Path, command: str | None = None, detail: str = "",
+                 hint: str | None = None) -> None:
         command = command or f"python data_scripts/download.py {name}"
-        msg = f"Dataset {name!r} was not found under {root}. {detail}".rstrip() + f" Download it with: {command}"
+        advice = hint or f"Download it with: {command}"
+        msg = f"Dataset {name!r} was not found under {root}. {detail}".rstrip() + f" {advice}"
         super().__init__(msg)
         self.name, self.root, self.command = name, root, command

@@ -4,27 +4,30 @@ The course must run with no network, so its default data are made from the sampl
 scikit-image, scikit-learn and matplotlib wheels (only the files inside the wheels: none of scikit-image's
 pooch downloads). Three sets mirror the paper's three kinds of task:
 
-* :func:`demo_retrieval`: an INRIA-Holidays-style instance retrieval set. The database holds the photographs (plus
-  a few near-duplicate copies) and many distractors, including tiles cut from the same large images as some
-  query photos; the queries are transformed copies (crops, rescaling, rotations, colour shifts, JPEG
-  re-compression, occlusion, and small crops that need spatial search). Queries are not in the database.
+* :func:`demo_retrieval`: an INRIA-Holidays-style instance retrieval set. The database holds the photographs
+  (plus a few near-duplicate copies) and many distractors, including tiles cut from the same large images as
+  some query photos; the queries are transformed copies (crops, rescaling, rotations, colour shifts, JPEG
+  re-compression, occlusion, and details: square crops of 40% of the shorter side, the scale of the finest
+  spatial-search patches). Queries are not in the database.
 * :func:`demo_classes`: eight texture/material classes (brick, grass, gravel, moon surface, galaxies, stained
-  tissue, retina, cells). Every class is cut from one large photograph: training crops from its left two thirds,
-  test crops from its right third, so no test pixel was seen in training; colour jitter and random grayscale
-  keep raw pixels from giving the answer away.
-* :func:`demo_faces`: scikit-image's LFW subset (100 faces, then 100 non-face patches, 25 x 25), upscaled, as a
-  one-attribute set ("face").
+  tissue, retina, cells). Every class is cut from one large photograph: training crops from its left two
+  thirds, test crops from its right third, so no test pixel was seen in training; colour jitter and random
+  grayscale keep raw pixels from giving the answer away.
+* :func:`demo_faces`: scikit-image's LFW subset (100 faces, then 100 non-face patches, 25 x 25), upscaled, as
+  a one-attribute set ("face").
 
-Each set is built once into ``config.cache_dir()/demo/<set>/`` with a ``manifest.csv`` (a version line, then one
-row per image with its split, labels or ground truth, and SHA-256). The build happens in a temporary folder that
-is renamed into place, so a half-built set is never read; a set is rebuilt when its manifest is missing, unreadable,
-of another :data:`VERSION`, or lists a file that is missing or changed. Builds are deterministic: fixed seeds,
-fixed JPEG settings and no metadata, so the same environment always gives byte-identical files.
+Each set is built once into ``config.cache_dir()/demo/<set>/`` with a ``manifest.csv`` (a version line, then
+one row per image with its split, labels or ground truth, and SHA-256). The build happens in a temporary
+folder that is renamed into place, so a half-built set is never read; a set is rebuilt when its manifest is
+missing, unreadable, of another :data:`VERSION`, or lists a file that is missing or changed. Builds are
+deterministic: fixed seeds, fixed JPEG settings and no metadata, so the same environment always gives
+byte-identical files.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import shutil
 import tempfile
@@ -51,46 +54,44 @@ FACE_SIZE = 100
 Row = dict[str, str]
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Source photographs (all read from files inside installed wheels)
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
-def _skimage(name: str) -> Callable[[], Image.Image]:
-    def load() -> Image.Image:
+@functools.cache
+def _source(package: str, name: str) -> Image.Image:
+    """One bundled sample image as RGB, decoded once per build (tiles and queries reuse it, never mutate it).
+
+    ``package`` is ``skimage`` (a ``skimage.data`` function; ``stereo_motorcycle:0``/``:1`` pick a camera),
+    ``sklearn`` (``load_sample_image``) or ``matplotlib`` (``cbook.get_sample_data``).
+    """
+    if package == "skimage":
         import skimage.data
 
-        return to_rgb_image(getattr(skimage.data, name)())
-
-    return load
-
-
-def _sklearn(name: str) -> Callable[[], Image.Image]:
-    def load() -> Image.Image:
+        function, _, view = name.partition(":")
+        array = getattr(skimage.data, function)()
+        return to_rgb_image(array[int(view)] if view else array)
+    if package == "sklearn":
         from sklearn.datasets import load_sample_image
 
         return to_rgb_image(load_sample_image(name))
+    from matplotlib import cbook
 
-    return load
+    with cbook.get_sample_data(name) as f, Image.open(f) as im:
+        return to_rgb_image(np.asarray(im.convert("RGBA")))
+
+
+def _skimage(name: str) -> Callable[[], Image.Image]:
+    return lambda: _source("skimage", name)
+
+
+def _sklearn(name: str) -> Callable[[], Image.Image]:
+    return lambda: _source("sklearn", name)
 
 
 def _matplotlib(name: str) -> Callable[[], Image.Image]:
-    def load() -> Image.Image:
-        from matplotlib import cbook
-
-        with cbook.get_sample_data(name) as f, Image.open(f) as im:
-            return to_rgb_image(np.asarray(im.convert("RGBA")))
-
-    return load
-
-
-def _motorcycle(view: int) -> Callable[[], Image.Image]:
-    def load() -> Image.Image:
-        import skimage.data
-
-        return to_rgb_image(skimage.data.stereo_motorcycle()[view])
-
-    return load
+    return lambda: _source("matplotlib", name)
 
 
 def _tile(load: Callable[[], Image.Image], box: tuple[int, int, int, int]) -> Callable[[], Image.Image]:
@@ -99,11 +100,15 @@ def _tile(load: Callable[[], Image.Image], box: tuple[int, int, int, int]) -> Ca
 
 def _grid(name: str, load: Callable[[], Image.Image], box: tuple[int, int, int, int],
           rows: int, cols: int) -> dict[str, Callable[[], Image.Image]]:
-    """``rows x cols`` disjoint tiles of ``box``, named ``name_0`` ... in row-major order: look-alike photos."""
+    """``rows x cols`` disjoint tiles of ``box``, named ``name_0`` ... row by row: look-alike photos."""
     x0, y0, x1, y1 = box
     w, h = (x1 - x0) // cols, (y1 - y0) // rows
-    return {f"{name}_{r * cols + c}": _tile(load, (x0 + c * w, y0 + r * h, x0 + (c + 1) * w, y0 + (r + 1) * h))
-            for r in range(rows) for c in range(cols)}
+    tiles = {}
+    for r in range(rows):
+        for c in range(cols):
+            left, top = x0 + c * w, y0 + r * h
+            tiles[f"{name}_{r * cols + c}"] = _tile(load, (left, top, left + w, top + h))
+    return tiles
 
 
 _retina = _skimage("retina")
@@ -133,8 +138,8 @@ PHOTOS: dict[str, Callable[[], Image.Image]] = {
     "grace_hopper": _matplotlib("grace_hopper.jpg"),
     "blue_pack": _matplotlib("Minduka_Present_Blue_Pack.png"),
     "matplotlib_logo": _matplotlib("logo2.png"),
-    "motorcycle": _motorcycle(0),
-    "motorcycle_right": _motorcycle(1),  # the stereo pair's other camera: a real second view of "motorcycle"
+    "motorcycle": _skimage("stereo_motorcycle:0"),
+    "motorcycle_right": _skimage("stereo_motorcycle:1"),  # the other camera: a real second view
     **_grid("ihc", _skimage("immunohistochemistry"), (0, 0, 512, 512), 1, 2),
     **_grid("brick", _skimage("brick"), (0, 0, 512, 512), 2, 2),
     **_grid("gravel", _skimage("gravel"), (0, 0, 512, 512), 2, 2),
@@ -147,13 +152,13 @@ PHOTOS: dict[str, Callable[[], Image.Image]] = {
 
 
 def _rng(*keys: str) -> np.random.Generator:
-    """A generator seeded by :data:`SEED` and names, so each item's randomness does not depend on build order."""
+    """A generator seeded by :data:`SEED` and names: an item's randomness does not depend on build order."""
     return np.random.default_rng([SEED, *(zlib.crc32(k.encode()) for k in keys)])
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Photometric and geometric transforms (each: image, rng, parameter -> image)
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def _crop(img: Image.Image, rng: np.random.Generator, area: float) -> Image.Image:
@@ -165,7 +170,7 @@ def _crop(img: Image.Image, rng: np.random.Generator, area: float) -> Image.Imag
 
 
 def _small_crop(img: Image.Image, rng: np.random.Generator, side: float) -> Image.Image:
-    """A square crop of ``side`` times the shorter side, enlarged to 256 px: the object is a small part of the photo."""
+    """A square crop, ``side`` times the shorter side, enlarged to 256 px: a small part of the photo."""
     s = round(min(img.size) * side)
     x, y = int(rng.integers(0, img.size[0] - s + 1)), int(rng.integers(0, img.size[1] - s + 1))
     return img.crop((x, y, x + s, y + s)).resize((SMALL_CROP_SIZE, SMALL_CROP_SIZE), Image.Resampling.BICUBIC)
@@ -233,9 +238,9 @@ def _describe(steps: Steps) -> str:
     return "+".join(f"{name}({param:g})" for name, param in steps) or "original"
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Manifest and atomic, versioned cache folders
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def _version_line(set_name: str) -> str:
@@ -267,10 +272,12 @@ def _write_manifest(root: Path, set_name: str, rows: list[Row]) -> None:
 
 
 def _install(build: Path, root: Path, set_name: str) -> None:
-    """Rename the finished ``build`` folder to ``root``, replacing a stale set; tolerate a concurrent builder."""
+    """Rename the finished ``build`` folder to ``root``, replacing a stale set; tolerate concurrent builds."""
     stale = root.with_name(f".{root.name}.stale-{uuid.uuid4().hex}")
-    if root.exists():
+    try:
         root.rename(stale)
+    except FileNotFoundError:  # nothing to replace (or a concurrent builder moved it first)
+        pass
     try:
         build.rename(root)
     except OSError:  # another process installed the set between our rename and this one
@@ -293,6 +300,7 @@ def _ensure_built(set_name: str, builder: Callable[[Path], list[Row]]) -> tuple[
         _install(build, root, set_name)
     finally:
         shutil.rmtree(build, ignore_errors=True)  # only left when the build or install failed
+        _source.cache_clear()  # the decoded sources are only needed while building
     rows = _read_manifest(root, set_name)
     if rows is None:
         raise RuntimeError(f"Demo set {set_name!r} under {root} is incomplete right after building it; "
@@ -300,9 +308,9 @@ def _ensure_built(set_name: str, builder: Callable[[Path], list[Row]]) -> tuple[
     return root, rows
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # demo_retrieval
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 class _Copy(NamedTuple):
@@ -312,41 +320,45 @@ class _Copy(NamedTuple):
     image: str = ""  # source image when it is not the photo itself (e.g. the other stereo camera)
 
 
-# Database photos that have queries, then database near-duplicates (extra positives), then distractors. Tiles of
-# one large image (hubble_*, retina_*, brick_*, gravel_*, ihc_*) are separate photos: hard distractors for each other.
-_QUERY_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "china", "flower", "grace_hopper", "motorcycle", "coins",
-                 "ihc_0", "hubble_0", "hubble_4", "retina_1", "retina_5", "brick_0", "gravel_3")
+# Database photos that have queries, then database near-duplicates (extra positives), then distractors.
+# Tiles of one large image (hubble_*, retina_*, brick_*, gravel_*, ihc_*) are separate photos: hard
+# distractors for each other.
+_QUERY_PHOTOS = (
+    "astronaut", "chelsea", "coffee", "rocket", "china", "flower", "grace_hopper", "motorcycle", "coins",
+    "ihc_0", "hubble_0", "hubble_4", "retina_1", "retina_6", "brick_0", "gravel_3",
+)
 _DB_COPIES = (
     _Copy("chelsea_mirrored", "chelsea", (("mirror", 0), ("colour", 0.5))),
     _Copy("coffee_small", "coffee", (("rescale", 200), ("colour", 0.7))),
     _Copy("china_recompressed", "china", (("jpeg", 30), ("colour", 0.3))),
 )
 _DISTRACTORS = (
-    "camera", "clock", "grass", "moon", "page", "text", "cell", "colorwheel", "skimage_logo", "horse", "phantom",
-    "blue_pack", "matplotlib_logo", "ihc_1", "brick_1", "brick_2", "brick_3", "gravel_0", "gravel_1", "gravel_2",
-    *(f"hubble_{i}" for i in (1, 2, 3, 5, 6, 7, 8)), *(f"retina_{i}" for i in (0, 2, 3, 4, 6, 7, 8)),
+    "camera", "clock", "grass", "moon", "page", "text", "cell", "colorwheel", "skimage_logo", "horse",
+    "phantom", "blue_pack", "matplotlib_logo", "ihc_1", "brick_1", "brick_2", "brick_3",
+    "gravel_0", "gravel_1", "gravel_2",
+    *(f"hubble_{i}" for i in (1, 2, 3, 5, 6, 7, 8)), *(f"retina_{i}" for i in (0, 2, 3, 4, 5, 7, 8)),
 )
 _QUERIES = (
     _Copy("astronaut_crop_colour", "astronaut", (("crop", 0.6), ("colour", 1))),
-    _Copy("astronaut_detail", "astronaut", (("small_crop", 0.2),)),
+    _Copy("astronaut_detail", "astronaut", (("small_crop", 0.4),)),
     _Copy("chelsea_rotated_jpeg", "chelsea", (("rotate", 1), ("jpeg", 20))),
     _Copy("coffee_occluded", "coffee", (("crop", 0.8), ("occlude", 0.3))),
     _Copy("rocket_colour_small", "rocket", (("colour", 1), ("rescale", 200))),
-    _Copy("rocket_detail", "rocket", (("small_crop", 0.22),)),
+    _Copy("rocket_detail", "rocket", (("small_crop", 0.4),)),
     _Copy("china_crop_rotated", "china", (("crop", 0.4), ("rotate", 3))),
     _Copy("flower_jpeg_colour", "flower", (("jpeg", 15), ("colour", 1))),
-    _Copy("flower_detail", "flower", (("small_crop", 0.2),)),
+    _Copy("flower_detail", "flower", (("small_crop", 0.4),)),
     _Copy("grace_hopper_rotated_occluded", "grace_hopper", (("rotate", 1), ("occlude", 0.3))),
-    _Copy("grace_hopper_detail", "grace_hopper", (("small_crop", 0.22), ("colour", 0.5))),
+    _Copy("grace_hopper_detail", "grace_hopper", (("small_crop", 0.4), ("colour", 0.5))),
     _Copy("motorcycle_other_camera", "motorcycle", (("crop", 0.85),), image="motorcycle_right"),
     _Copy("coins_rotated_tinted", "coins", (("rotate", 2), ("colour", 1))),
     _Copy("ihc_crop_colour", "ihc_0", (("crop", 0.5), ("colour", 0.8))),
-    _Copy("hubble_detail", "hubble_0", (("small_crop", 0.45),)),
+    _Copy("hubble_detail", "hubble_0", (("small_crop", 0.4),)),
     _Copy("hubble_rotated_jpeg", "hubble_4", (("rotate", 1), ("crop", 0.6), ("jpeg", 30))),
     _Copy("retina_rotated_crop", "retina_1", (("rotate", 1), ("crop", 0.6))),
-    _Copy("retina_detail", "retina_5", (("small_crop", 0.25), ("colour", 0.5))),
+    _Copy("retina_detail", "retina_6", (("small_crop", 0.4), ("colour", 0.5))),
     _Copy("brick_crop_colour", "brick_0", (("crop", 0.6), ("colour", 1))),
-    _Copy("gravel_detail_rotated", "gravel_3", (("small_crop", 0.3), ("rotate", 1))),
+    _Copy("gravel_detail_rotated", "gravel_3", (("small_crop", 0.4), ("rotate", 1))),
 )
 
 
@@ -361,7 +373,8 @@ def _build_retrieval(root: Path) -> list[Row]:
     rows: list[Row] = []
 
     def row(path: str, split: str, photo: str, steps: Steps, positives: str = "") -> Row:
-        return {"path": path, "split": split, "photo": photo, "transform": _describe(steps), "positives": positives}
+        return {"path": path, "split": split, "photo": photo, "transform": _describe(steps),
+                "positives": positives}
 
     for photo in _QUERY_PHOTOS:
         rows.append(row(_save(PHOTOS[photo](), root, db_path[photo]), "db", photo, ()))
@@ -373,15 +386,16 @@ def _build_retrieval(root: Path) -> list[Row]:
         rows.append(row(_save(PHOTOS[photo](), root, f"db/{photo}.jpg"), "db", photo, ()))
     for q in _QUERIES:
         img = _apply(PHOTOS[q.image or q.photo](), q.steps, _rng("retrieval", q.name))
-        rows.append(row(_save(img, root, f"queries/{q.name}.jpg"), "query", q.photo, q.steps, " ".join(group[q.photo])))
+        path = _save(img, root, f"queries/{q.name}.jpg")
+        rows.append(row(path, "query", q.photo, q.steps, " ".join(group[q.photo])))
     return rows
 
 
 def demo_retrieval() -> DatasetRecord:
     """Embedded instance-retrieval set in the style of INRIA Holidays (built on first use, then cached).
 
-    39 database images (16 photographs, 3 near-duplicate copies of them, 20 distractors) and 20 query images, none
-    of them in the database. A query's positives are the database images of its photograph (1 or 2 images).
+    53 database images (16 photographs, 3 near-duplicate copies of them, 34 distractors) and 20 query images,
+    none of them in the database. A query's positives are the database images of its photograph (1 or 2).
     Metric: mAP over the queries, ranking ``database`` by L2 distance.
     """
     root, rows = _ensure_built("demo_retrieval", _build_retrieval)
@@ -394,16 +408,17 @@ def demo_retrieval() -> DatasetRecord:
         name="demo_retrieval", task="retrieval", root=root, paths=[root / row["path"] for row in rows],
         split=np.array([row["split"] for row in rows]), queries=queries,
         database=np.array([i for i, row in enumerate(rows) if row["split"] == "db"]), metric="mAP",
-        protocol="Holidays-style: each query is a transformed copy of one database photograph (crop, rescale, "
-                 "90-degree rotation, colour shift, JPEG re-compression, occlusion or a small crop); positives are "
-                 "that photograph's database images; queries are not in the database; no junk images.",
+        protocol="Holidays-style: each query is a transformed copy of one database photograph (crop, "
+                 "rescale, 90-degree rotation, colour shift, JPEG re-compression, occlusion or a small "
+                 "crop); positives are that photograph's database images; queries are not in the "
+                 "database; no junk.",
         paper_table="Table 7 (Holidays), as a small offline stand-in",
     )
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # demo_classes
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 # class name -> source photo; every crop's side is 18-32% of its photo's shorter side
 _CLASS_PHOTOS: dict[str, str] = {
@@ -414,12 +429,15 @@ CLASS_CROP_SIDES = (0.18, 0.32)
 TRAIN_PER_CLASS, TEST_PER_CLASS = 16, 8
 
 
-def _jittered_crop(img: Image.Image, region: tuple[int, int, int, int], rng: np.random.Generator) -> Image.Image:
-    """A random square crop inside ``region``, flipped, colour-jittered and sometimes made gray, 160 x 160 px."""
+def _jittered_crop(
+    img: Image.Image, region: tuple[int, int, int, int], rng: np.random.Generator
+) -> Image.Image:
+    """A random square crop inside ``region``, flipped, colour-jittered, sometimes made gray; 160 x 160 px."""
     x0, y0, x1, y1 = region
     side = min(round(min(img.size) * rng.uniform(*CLASS_CROP_SIDES)), x1 - x0, y1 - y0)
     x, y = int(rng.integers(x0, x1 - side + 1)), int(rng.integers(y0, y1 - side + 1))
-    crop = img.crop((x, y, x + side, y + side)).resize((CLASS_CROP_SIZE, CLASS_CROP_SIZE), Image.Resampling.LANCZOS)
+    crop = img.crop((x, y, x + side, y + side))
+    crop = crop.resize((CLASS_CROP_SIZE, CLASS_CROP_SIZE), Image.Resampling.LANCZOS)
     if rng.random() < 0.5:
         crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if rng.random() < 0.5:
@@ -456,16 +474,16 @@ def demo_classes() -> DatasetRecord:
     return DatasetRecord(
         name="demo_classes", task="multiclass", root=root, paths=[root / row["path"] for row in rows],
         labels=np.array([int(row["label"]) for row in rows]), class_names=list(_CLASS_PHOTOS),
-        split=np.array([row["split"] for row in rows]), metric="mean_class_accuracy",
+        split=np.array([row["split"] for row in rows]), metric="mean per-class accuracy",
         protocol="fixed split: training crops from the left two thirds of each source photograph, test crops "
                  "from its right third; random crop size, flips, contrast/colour jitter and 25% grayscale.",
         paper_table="Tables 1-4 (classification), as a small offline stand-in",
     )
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # demo_faces
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 FACES_TEST_PER_CLASS = 30
 
@@ -498,8 +516,8 @@ def demo_faces() -> DatasetRecord:
     return DatasetRecord(
         name="demo_faces", task="attributes", root=root, paths=[root / row["path"] for row in rows],
         labels=np.array([[int(row["face"])] for row in rows]), class_names=["face"],
-        split=np.array([row["split"] for row in rows]), metric="mean_auc",
-        protocol="scikit-image's LFW subset: 100 faces and 100 non-face patches; seeded stratified split, 30 test "
-                 "images of each kind.",
+        split=np.array([row["split"] for row in rows]), metric="AUC of the attribute (mean AUC)",
+        protocol="scikit-image's LFW subset: 100 faces and 100 non-face patches; seeded stratified split, "
+                 "30 test images of each kind.",
         paper_table="Tables 5-6 (attributes), as a small offline stand-in",
     )

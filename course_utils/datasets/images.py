@@ -4,8 +4,9 @@ Two rules live here so that every loader follows them the same way:
 
 * **Atomic writes.** A file is written to a temporary name in the same folder and renamed into place, so an
   interrupted run never leaves a half-written image or list that a later run would read back as valid.
-* **Deterministic encoding.** JPEG and PNG files are written with fixed settings and no metadata (no EXIF, no
-  timestamps), so building the same image twice gives the same bytes and a manifest of SHA-256 sums stays valid.
+* **Deterministic encoding.** JPEG and PNG files are written with fixed settings and no metadata (no EXIF,
+  no timestamps), so building the same image twice gives the same bytes and a manifest of SHA-256 sums stays
+  valid.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def save_image(image: Image.Image, path: Path, quality: int = JPEG_QUALITY) -> Path:
-    """Save an RGB/L image atomically, as JPEG or PNG by ``path``'s extension, with fixed settings and no metadata.
+    """Save an image atomically as JPEG or PNG (by ``path``'s extension), with fixed settings and no metadata.
 
     JPEG uses 4:2:0 chroma subsampling and no ``optimize`` pass, so the bytes depend only on the pixels, the
     quality and the installed libjpeg: the property the demo sets rely on to be reproducible.

@@ -1,8 +1,11 @@
 """Instance retrieval as the paper does it (Sec. 4.2, Table 7), and a step beyond.
 
-* :mod:`.patches`: the spatial-search pyramid of square patches (:class:`SpatialPatches`, :func:`patch_boxes`);
-* :mod:`.search`: global, spatial and jittered-view search, chunked over the database (:func:`spatial_distances`);
-* :mod:`.postprocess`: PCA-whitening + power normalisation (:class:`RetrievalPostprocessor`) and query expansion;
+* :mod:`.patches`: the spatial-search pyramid of square patches (:class:`SpatialPatches`,
+  :func:`patch_boxes`);
+* :mod:`.search`: global, spatial and jittered-view search, chunked over the database
+  (:func:`spatial_distances`);
+* :mod:`.postprocess`: PCA-whitening + power normalisation (:class:`RetrievalPostprocessor`) and query
+  expansion;
 * :mod:`.evaluate`: mAP / N-S score of rankings and saved rankings for galleries;
 * :mod:`.pipeline`: :func:`run_retrieval`, from a dataset record to scores in one call.
 
@@ -18,8 +21,24 @@ from .postprocess import QueryExpansion, RetrievalPostprocessor, count_shared_ro
 from .search import BACKENDS, global_distances, global_search, jitter_distances, rank, spatial_distances
 
 __all__ = [
-    "BACKENDS", "METHODS", "QueryExpansion", "RetrievalPostprocessor", "SpatialPatches", "count_shared_rows",
-    "crop_square", "database_indices", "evaluate_retrieval", "global_distances", "global_search",
-    "jitter_distances", "load_rankings", "patch_boxes", "patch_names", "rank", "run_retrieval", "save_rankings",
-    "spatial_distances", "square_box",
+    "BACKENDS",
+    "METHODS",
+    "QueryExpansion",
+    "RetrievalPostprocessor",
+    "SpatialPatches",
+    "count_shared_rows",
+    "crop_square",
+    "database_indices",
+    "evaluate_retrieval",
+    "global_distances",
+    "global_search",
+    "jitter_distances",
+    "load_rankings",
+    "patch_boxes",
+    "patch_names",
+    "rank",
+    "run_retrieval",
+    "save_rankings",
+    "spatial_distances",
+    "square_box",
 ]

@@ -3,8 +3,8 @@
 Rows of a distance or rank matrix are ``record.queries`` in order; columns are the searched images,
 ``record.database`` (or every image when the record has no ``database``). The query image itself is ignored
 (treated as junk) unless the record lists it as a positive: Holidays passes it as junk, UKBench counts it (its
-N-S score includes the query), Oxford/Paris list it among the "good" images, and the demo set keeps queries out of
-the database, so this one rule serves all of them.
+N-S score includes the query), Oxford/Paris list it among the "good" images, and the demo set keeps queries
+out of the database, so this one rule serves all of them.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ def _ranked_ids(record: DatasetRecord, distances: np.ndarray | None, ranks: np.n
     db = database_indices(record)
     if ranks.ndim != 2 or ranks.shape[0] != len(record.queries):
         raise ValueError(
-            f"evaluate_retrieval: {record.name!r} has {len(record.queries)} queries but the rankings have shape "
-            f"{ranks.shape}; pass one row per query, in record.queries order."
+            f"evaluate_retrieval: {record.name!r} has {len(record.queries)} queries but the rankings have "
+            f"shape {ranks.shape}; pass one row per query, in record.queries order."
         )
     if ranks.size and (ranks.min() < 0 or ranks.max() >= len(db)):
         raise ValueError(
-            f"evaluate_retrieval: rankings hold column numbers up to {ranks.max()}, but {record.name!r} searches "
-            f"{len(db)} images; ranks index the searched images (record.database), not record.paths."
+            f"evaluate_retrieval: rankings hold column numbers up to {ranks.max()}, but {record.name!r} "
+            f"searches {len(db)} images; ranks index the searched images (record.database), not record.paths."
         )
     return db[ranks]
 
@@ -62,7 +62,8 @@ def evaluate_retrieval(
 
     Pass ``distances`` ``(Q, N)`` or ``ranks`` ``(Q, N)`` (columns of the searched images, best first).
     ``metric="auto"`` adds the N-S score when the record's metric is the UKBench one; ``"ns"`` forces it.
-    Returns ``{"map", "ap" (per query), "ns_score" (mean, max 4) and "ukbench_percent" (x 25) when computed}``.
+    Returns ``{"map", "ap" (per query), "ns_score" (mean, max 4) and "ukbench_percent" (x 25) when
+    computed}``.
     """
     from ..metrics import retrieval_ap, ukbench_score
 
@@ -76,7 +77,10 @@ def evaluate_retrieval(
         aps.append(retrieval_ap(row.tolist(), query.positives, junk))
     result = {"map": float(np.mean(aps)), "ap": np.array(aps), "n_queries": len(aps)}
     if _metric_for(record, metric) == "ns":
-        scores = [ukbench_score(row.tolist(), query.positives) for query, row in zip(record.queries, ranked, strict=True)]
+        scores = [
+            ukbench_score(row.tolist(), query.positives)
+            for query, row in zip(record.queries, ranked, strict=True)
+        ]
         result["ns_score"] = float(np.mean(scores))
         result["ukbench_percent"] = 25.0 * result["ns_score"]
     return result
@@ -123,7 +127,9 @@ def save_rankings(
         if kept is not None:
             for item, value in zip(results, kept[row], strict=True):
                 item["distance"] = float(value)
-        queries.append({"index": q.index, "name": q.name, "path": str(record.paths[q.index]), "results": results})
+        queries.append(
+            {"index": q.index, "name": q.name, "path": str(record.paths[q.index]), "results": results}
+        )
     return write_text_atomic(path, json.dumps({"dataset": record.name, "queries": queries}, indent=1))
 
 
@@ -136,9 +142,12 @@ def load_rankings(path: str | Path) -> dict:
             paths = data["paths"]
             ranked = data["ranked_index"]
             return {
-                "dataset": str(data["dataset"]), "query_index": data["query_index"],
-                "query_name": data["query_name"].tolist(), "query_path": paths[data["query_index"]].tolist(),
-                "ranked_index": ranked, "ranked_path": paths[ranked],
+                "dataset": str(data["dataset"]),
+                "query_index": data["query_index"],
+                "query_name": data["query_name"].tolist(),
+                "query_path": paths[data["query_index"]].tolist(),
+                "ranked_index": ranked,
+                "ranked_path": paths[ranked],
                 "distance": data["distance"] if "distance" in data.files else None,
             }
     if path.suffix != ".json":
@@ -153,5 +162,7 @@ def load_rankings(path: str | Path) -> dict:
         "query_path": [q["path"] for q in queries],
         "ranked_index": np.array([[r["index"] for r in q["results"]] for q in queries], dtype=int),
         "ranked_path": np.array([[r["path"] for r in q["results"]] for q in queries]),
-        "distance": np.array([[r["distance"] for r in q["results"]] for q in queries]) if has_distance else None,
+        "distance": np.array([[r["distance"] for r in q["results"]] for q in queries])
+        if has_distance
+        else None,
     }

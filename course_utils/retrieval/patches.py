@@ -1,20 +1,20 @@
-"""The paper's spatial-search patch pyramid (Sec. 4.2): overlapping sub-patches at several scales, read as squares.
+"""The paper's spatial-search patch pyramid (Sec. 4.2): overlapping sub-patches at several scales, as squares.
 
-Level ``i`` (``1 <= i <= levels``) holds an ``i x i`` grid of equal-sized patches that together cover the image.
-The paper does not give patch size or overlap, so this module fixes them (see ``docs/retrieval.md``):
+Level ``i`` (``1 <= i <= levels``) holds an ``i x i`` grid of equal-sized patches that together cover the
+image. The paper does not give patch size or overlap, so this module fixes them (see ``docs/retrieval.md``):
 
 * patch side ``p = 2 W / (i + 1)`` along the width (and ``2 H / (i + 1)`` along the height), stride
   ``W / (i + 1)``: neighbouring patches overlap by 50%, the first starts at 0 and the last ends at ``W``.
   Sides are rounded to whole pixels once per level and the starts spread evenly, so every patch of a level has
   exactly the same size and the union is exactly the image.
-* level 1 is the whole image; 4 levels give 1 + 4 + 9 + 16 = 30 patches (database images), 3 levels 14 (queries).
-  Level ``i``'s boxes do not depend on how many levels follow, so a 3-level grid is the first 14 boxes of the
-  4-level grid of the same image.
+* level 1 is the whole image; 4 levels give 1 + 4 + 9 + 16 = 30 patches (database images), 3 levels 14
+  (queries). Level ``i``'s boxes do not depend on how many levels follow, so a 3-level grid is the first 14
+  boxes of the 4-level grid of the same image.
 * each patch is read from its smallest enclosing **square** (the paper: no anisotropic warp here, unlike
-  classification): side ``max(w, h)``, centred on the patch, shifted to stay inside the image where the image is
-  large enough along that axis, and padded with the image's mean colour where it is not (a wide image's level-1
-  square sticks out above and below). Padding with the mean colour, rather than black, keeps the padded band close
-  to what the network sees as "nothing in particular" after its mean/std normalisation.
+  classification): side ``max(w, h)``, centred on the patch, shifted to stay inside the image where the image
+  is large enough along that axis, and padded with the image's mean colour where it is not (a wide image's
+  level-1 square sticks out above and below). Padding with the mean colour, rather than black, keeps the
+  padded band close to what the network sees as "nothing in particular" after its mean/std normalisation.
 """
 
 from __future__ import annotations
@@ -52,14 +52,19 @@ def patch_boxes(width: int, height: int, levels: int) -> list[Box]:
 
 def patch_names(levels: int) -> list[str]:
     """One name per box of :func:`patch_boxes`, e.g. ``"L2_r0c1"`` (level 2, row 0, column 1)."""
-    return [f"L{level}_r{row}c{col}" for level in range(1, levels + 1) for row in range(level) for col in range(level)]
+    return [
+        f"L{level}_r{row}c{col}"
+        for level in range(1, levels + 1)
+        for row in range(level)
+        for col in range(level)
+    ]
 
 
 def square_box(box: Box, width: int, height: int) -> Box:
     """The smallest square holding ``box``, centred on it and shifted inside the image where the image allows.
 
-    Along an axis shorter than the square side the square stays centred and sticks out on both sides (the caller
-    pads that part); the result can therefore have negative or out-of-image coordinates.
+    Along an axis shorter than the square side the square stays centred and sticks out on both sides (the
+    caller pads that part); the result can therefore have negative or out-of-image coordinates.
     """
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0)
@@ -80,7 +85,7 @@ def mean_colour(image: Image.Image) -> tuple[int, ...]:
 
 
 def crop_square(image: Image.Image, box: Box, fill: tuple[int, ...] | None = None) -> Image.Image:
-    """Cut ``box``'s enclosing square (see :func:`square_box`) out of ``image``, padding outside with ``fill``."""
+    """Cut ``box``'s enclosing square (:func:`square_box`) from ``image``, padding outside with ``fill``."""
     x0, y0, x1, y1 = square_box(box, image.width, image.height)
     if x0 >= 0 and y0 >= 0 and x1 <= image.width and y1 <= image.height:
         return image.crop((x0, y0, x1, y1))
@@ -92,10 +97,11 @@ def crop_square(image: Image.Image, box: Box, fill: tuple[int, ...] | None = Non
 
 
 class SpatialPatches:
-    """A view spec (see ``docs/CONTRACTS.md``) cutting the spatial-search pyramid of square patches from an image.
+    """A view spec (``docs/CONTRACTS.md``) cutting the spatial-search pyramid of square patches from an image.
 
-    ``SpatialPatches(4)`` (30 views) is the paper's database setting, ``SpatialPatches(3)`` (14 views) its query
-    setting. The feature engine applies the backbone's transform (a resize to its input size) to every square.
+    ``SpatialPatches(4)`` (30 views) is the paper's database setting, ``SpatialPatches(3)`` (14 views) its
+    query setting. The feature engine applies the backbone's transform (a resize to its input size) to every
+    square.
     """
 
     def __init__(self, levels: int = 4) -> None:
@@ -106,7 +112,12 @@ class SpatialPatches:
         self.view_names = patch_names(self.levels)
         self.n_views = len(self.view_names)
         # every setting that changes the pixels, for the feature cache key
-        self.params = {"levels": self.levels, "overlap": 0.5, "read_as": "enclosing_square", "padding": "mean_colour"}
+        self.params = {
+            "levels": self.levels,
+            "overlap": 0.5,
+            "read_as": "enclosing_square",
+            "padding": "mean_colour",
+        }
 
     def boxes(self, width: int, height: int) -> list[Box]:
         """Each view's patch (before it is squared), as :func:`patch_boxes` gives it."""

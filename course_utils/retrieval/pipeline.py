@@ -3,11 +3,12 @@
 ``method`` chooses the paper's representation (Table 7):
 
 * ``"global"``: one vector per image (the "CNN" row), optionally with query expansion;
-* ``"spatial"``: the patch pyramid, 30 squares per database image and 14 per query (Oxford, Paris, Sculptures);
+* ``"spatial"``: the patch pyramid, 30 squares per database image and 14 per query (Oxford, Paris,
+  Sculptures);
 * ``"jitter"``: the classification jitter (``paper16`` views) for both sides (Holidays, UKBench).
 
-``postprocess`` (a :class:`RetrievalPostprocessor`) turns "CNN-ss" into "CNNaug-ss"; an unfitted one is fitted on
-``fit_record``'s images (never the searched ones: the fit refuses shared vectors). R-MAC and GeM are layers
+``postprocess`` (a :class:`RetrievalPostprocessor`) turns "CNN-ss" into "CNNaug-ss"; an unfitted one is fitted
+on ``fit_record``'s images (never the searched ones: the fit refuses shared vectors). R-MAC and GeM are layers
 (``layer="head@rmac"``, ``"head@gem"``).
 """
 
@@ -102,9 +103,11 @@ def run_retrieval(
     """Search ``record``'s database with each of its queries and score the rankings.
 
     ``backbone`` is a registry name or a loaded :class:`~course_utils.backbones.Backbone` (load it once to run
-    several settings). Features come from ``features.extract`` (cached), are L2-normalised (the paper's raw "CNN"/"CNN-ss" features)
-    and, with ``postprocess``, PCA-whitened and power-normalised. ``save_to`` (``.npz``/``.json``) keeps the top 100
-    results per query for galleries. ``extract_options`` go to ``features.extract`` (e.g. ``batch_size``).
+    several settings). Features come from ``features.extract`` (cached), are L2-normalised (the paper's raw
+    "CNN"/"CNN-ss" features) and, with ``postprocess``, PCA-whitened and power-normalised. ``dtype="float16"``
+    keeps the searched features in half precision (half the memory). ``save_to`` (``.npz``/``.json``) keeps
+    the top 100 results per query for galleries. ``extract_options`` go to ``features.extract`` (e.g.
+    ``batch_size``).
 
     Returns a dict with the metrics of :func:`evaluate_retrieval` (``map``, ``ap``, and ``ns_score`` for
     UKBench-style sets), ``distances`` and ``ranks`` ``(Q, N)`` over the searched images, ``db_index`` (their
@@ -118,15 +121,17 @@ def run_retrieval(
         raise ValueError(f"Dataset {record.name!r} has no queries; run_retrieval needs a retrieval record.")
     if qe is not None and method != "global":
         raise ValueError(
-            f"Query expansion averages global vectors; it does not apply to method={method!r}. Use method='global'."
+            f"Query expansion averages global vectors; it does not apply to method={method!r}. "
+            "Use method='global'."
         )
     options = {"progress": False, **(extract_options or {})}
     db_views, query_views = _views(method, jitter_views, db_levels, query_levels)
     db = database_indices(record)
     started = time.perf_counter()
 
-    db_set = features.extract([record.paths[i] for i in db], backbone, None if layer is None else [layer],
-                              views=db_views, **options)
+    db_set = features.extract(
+        [record.paths[i] for i in db], backbone, None if layer is None else [layer], views=db_views, **options
+    )
     layer = layer or db_set.layers[0]
     db_features = _l2_valid_rows(db_set[layer])
     reuse = _reusable_db_rows(record, db, method, db_levels, query_levels)
@@ -134,8 +139,14 @@ def run_retrieval(
         rows, n_views = reuse
         query_features = db_features[rows, :n_views]
     else:
-        query_set = features.extract([record.paths[q.index] for q in record.queries], backbone, [layer],
-                                     views=query_views, boxes=_query_boxes(record), **options)
+        query_set = features.extract(
+            [record.paths[q.index] for q in record.queries],
+            backbone,
+            [layer],
+            views=query_views,
+            boxes=_query_boxes(record),
+            **options,
+        )
         query_features = _l2_valid_rows(query_set[layer])
 
     if postprocess is not None:
@@ -148,12 +159,17 @@ def run_retrieval(
             fit_set = features.extract(list(fit_record.paths), backbone, [layer], views=db_views, **options)
             train = _l2_valid_rows(fit_set[layer])
             train = train[np.isfinite(train).all(axis=(1, 2))]
-            postprocess.fit(train, searched=db_features[np.isfinite(db_features).all(axis=(1, 2))],
-                            fit_dataset=fit_record.name)
+            postprocess.fit(
+                train,
+                searched=db_features[np.isfinite(db_features).all(axis=(1, 2))],
+                fit_dataset=fit_record.name,
+            )
         db_features = _postprocess_valid_rows(postprocess, db_features)
         query_features = _postprocess_valid_rows(postprocess, query_features)
     extracted = time.perf_counter()
 
+    if dtype == "float16":
+        db_features = db_features.astype(np.float16)
     search = {"dtype": dtype, "chunk": chunk, "device": device, "backend": backend}
     if method == "global":
         distances = global_distances(query_features[:, 0], db_features[:, 0], **search)
@@ -169,9 +185,15 @@ def run_retrieval(
     backbone_name = backbone if isinstance(backbone, str) else backbone.name
     setting = f"{backbone_name}:{layer} {method}" + (" +pca-whiten-power" if postprocess is not None else "")
     result.update(
-        dataset=record.name, backbone=backbone_name, layer=layer, method=method,
+        dataset=record.name,
+        backbone=backbone_name,
+        layer=layer,
+        method=method,
         setting=setting + (f" +{qe.name}" if qe is not None else ""),
-        distances=distances, ranks=ranks, db_index=db, query_index=np.array([q.index for q in record.queries]),
+        distances=distances,
+        ranks=ranks,
+        db_index=db,
+        query_index=np.array([q.index for q in record.queries]),
         seconds={"features": extracted - started, "search": searched - extracted},
     )
     if save_to is not None:

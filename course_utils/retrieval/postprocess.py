@@ -1,15 +1,15 @@
 """What the paper does to retrieval features before searching ("CNNaug-ss"), and query expansion beyond it.
 
-:class:`RetrievalPostprocessor` chains L2 -> PCA to ``pca_dim`` with whitening -> L2 -> signed power -> L2, after
-Jegou & Chum (ECCV 2012) as the paper does. The final L2 is not in the paper (UNVERIFIED there); we add it because
-after the power step the vectors' lengths differ again, and a distance between vectors of different lengths mixes
-"how similar" with "how peaked". PCA-whitening must be learned on a *different* dataset from the one searched (the
-paper's protocol; learning it on the searched images lets their statistics leak into the result), so ``fit``
-refuses training rows that are also rows of the searched set unless told otherwise.
+:class:`RetrievalPostprocessor` chains L2 -> PCA to ``pca_dim`` with whitening -> L2 -> signed power -> L2,
+after Jegou & Chum (ECCV 2012) as the paper does. The final L2 is not in the paper (UNVERIFIED there); we add
+it because after the power step the vectors' lengths differ again, and a distance between vectors of different
+lengths mixes "how similar" with "how peaked". PCA-whitening must be learned on a *different* dataset from the
+one searched (the paper's protocol; learning it on the searched images lets their statistics leak into the
+result), so ``fit`` refuses training rows that are also rows of the searched set unless told otherwise.
 
-:class:`QueryExpansion` (Chum et al. 2007, average QE; Radenovic et al. 2018, alpha-QE) re-queries with the mean of
-the query and its top-``k`` results, weighted by similarity to the power ``alpha`` (``alpha = 0``: plain average).
-It applies to one global vector per image.
+:class:`QueryExpansion` (Chum et al. 2007, average QE; Radenovic et al. 2018, alpha-QE) re-queries with the
+mean of the query and its top-``k`` results, weighted by similarity to the power ``alpha`` (``alpha = 0``:
+plain average). It applies to one global vector per image.
 """
 
 from __future__ import annotations
@@ -34,18 +34,18 @@ def _row_hashes(features: np.ndarray) -> set[bytes]:
 
 
 def count_shared_rows(features: np.ndarray, searched: np.ndarray) -> int:
-    """How many vectors of ``features`` also occur, bit for bit (as float32), among the vectors of ``searched``."""
+    """How many vectors of ``features`` occur, bit for bit (as float32), among the vectors of ``searched``."""
     searched_hashes = _row_hashes(searched)
     rows = np.ascontiguousarray(_rows(features))
     return sum(hashlib.blake2b(row.tobytes(), digest_size=16).digest() in searched_hashes for row in rows)
 
 
 class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
-    """L2 -> PCA-whitening to ``pca_dim`` -> L2 -> signed power ``power`` -> L2 (the paper's CNNaug-ss features).
+    """L2 -> PCA-whitening to ``pca_dim`` -> L2 -> signed power ``power`` -> L2 (the paper's CNNaug-ss).
 
-    Accepts ``(N, D)`` or ``(N, V, D)`` features (every patch or view is one vector; PCA learns from all of them)
-    and returns the same leading shape with ``pca_dim`` dimensions. ``pca_dim`` larger than the training set
-    allows (``min(n_vectors - 1, D)``) is reduced to that, with a warning.
+    Accepts ``(N, D)`` or ``(N, V, D)`` features (every patch or view is one vector; PCA learns from all of
+    them) and returns the same leading shape with ``pca_dim`` dimensions. ``pca_dim`` larger than the training
+    set allows (``min(n_vectors - 1, D)``) is reduced to that, with a warning.
     """
 
     def __init__(self, pca_dim: int = 500, power: float = 2.0, final_l2: bool = True) -> None:
@@ -65,8 +65,9 @@ class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
         """Learn the PCA-whitening on ``X``, which must not come from the searched images.
 
         ``searched`` is either the features of the images that will be searched (any row of ``X`` found among
-        them is refused) or the searched dataset's name, compared with ``fit_dataset``, the name of the dataset
-        ``X`` comes from. ``allow_fit_on_searched=True`` skips the check (e.g. to measure how much the leak helps).
+        them is refused) or the searched dataset's name, compared with ``fit_dataset``, the name of the
+        dataset ``X`` comes from. ``allow_fit_on_searched=True`` skips the check (e.g. to measure how much the
+        leak helps).
         """
         from ..normalize import L2Normalizer, PCAWhitening, check_features
 
@@ -78,8 +79,9 @@ class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
         n_components = int(self.pca_dim)
         if n_components > limit:
             warnings.warn(
-                f"RetrievalPostprocessor: pca_dim={self.pca_dim} is more than the {rows.shape[0]} training vectors "
-                f"of {rows.shape[1]} dims allow; using {limit}. Fit on more images for the paper's 500.",
+                f"RetrievalPostprocessor: pca_dim={self.pca_dim} is more than the {rows.shape[0]} training "
+                f"vectors of {rows.shape[1]} dims allow; using {limit}. Fit on more images for the paper's "
+                "500.",
                 stacklevel=2,
             )
             n_components = limit
@@ -91,27 +93,30 @@ class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _refuse_searched(array: np.ndarray, searched: np.ndarray | str | None, fit_dataset: str | None) -> None:
+    def _refuse_searched(
+        array: np.ndarray, searched: np.ndarray | str | None, fit_dataset: str | None
+    ) -> None:
         advice = (
-            "Learn PCA-whitening on another dataset (the paper's protocol, e.g. Paris6k for Oxford5k), or pass "
-            "allow_fit_on_searched=True to do it knowingly."
+            "Learn PCA-whitening on another dataset (the paper's protocol, e.g. Paris6k for Oxford5k), or "
+            "pass allow_fit_on_searched=True to do it knowingly."
         )
         if isinstance(searched, str):
             if fit_dataset is None:
                 raise ValueError(
-                    f"RetrievalPostprocessor.fit: searched={searched!r} names the searched dataset; also say which "
-                    "dataset X comes from with fit_dataset=..., so the two can be compared."
+                    f"RetrievalPostprocessor.fit: searched={searched!r} names the searched dataset; also say "
+                    "which dataset X comes from with fit_dataset=..., so the two can be compared."
                 )
             if fit_dataset == searched:
                 raise ValueError(
-                    f"RetrievalPostprocessor.fit: X comes from {fit_dataset!r}, the dataset being searched. {advice}"
+                    f"RetrievalPostprocessor.fit: X comes from {fit_dataset!r}, the dataset being searched. "
+                    f"{advice}"
                 )
         elif searched is not None:
             shared = count_shared_rows(array, searched)
             if shared:
                 raise ValueError(
-                    f"RetrievalPostprocessor.fit: {shared} of the {len(_rows(array))} training vectors are also "
-                    f"vectors of the searched set. {advice}"
+                    f"RetrievalPostprocessor.fit: {shared} of the {len(_rows(array))} training vectors are "
+                    f"also vectors of the searched set. {advice}"
                 )
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -132,10 +137,10 @@ class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
 class QueryExpansion:
     """Re-query with the weighted mean of the query and its top ``k`` database vectors, then search again.
 
-    The weight of a vector is its similarity (dot product) with the query, clipped at 0, to the power ``alpha``;
-    the query itself has weight 1. ``alpha = 0`` is average query expansion (AQE, Chum et al. 2007);
-    ``alpha = 3`` is alpha-QE as Radenovic et al. (2018) use it. Vectors should be L2-normalised; the expanded
-    query is L2-normalised again.
+    The weight of a vector is its similarity (dot product) with the query, clipped at 0, to the power
+    ``alpha``; the query itself has weight 1. ``alpha = 0`` is average query expansion (AQE, Chum et al.
+    2007); ``alpha = 3`` is alpha-QE as Radenovic et al. (2018) use it. Vectors should be L2-normalised; the
+    expanded query is L2-normalised again.
     """
 
     def __init__(self, k: int = 5, alpha: float = 0.0) -> None:

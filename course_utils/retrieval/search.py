@@ -3,12 +3,15 @@
 Spatial-search distance (paper Sec. 4.2): ``d(q, r) = mean over query patches a of min over patches b of r of
 ||f_a - f_b||``. It is asymmetric: the query's patches look for themselves anywhere inside the database image.
 
-The distances are computed block by block over the database, with one matrix product per block
-(``||a||^2 + ||b||^2 - 2 a.b``, clamped at 0, square root after the minimum since ``sqrt`` is monotone), so memory is
-bounded by the block size and not by the database: an Oxford-size database (5,000 images x 30 patches x 1,280-d)
-is searched in a few hundred MB. Storage can be float16 (half the memory); on a CPU each block is widened to
-float32 for the product, on a GPU the product runs in the storage type. The mean over query patches is accumulated
-in float64, so that the result does not depend on the summation order (block size, backend) and rankings are
+The distances are computed block by block over the database: one fused matrix product per block gives
+``||b||^2 - 2 a.b`` for every pair of patches, the minimum is taken over each image's patches, then
+``||a||^2`` is added, the result clamped at 0 and square-rooted (after the minimum: the root is monotone).
+Memory is thus bounded by the block size and not by the database: an Oxford-size database (5,000 images x 30
+patches x 1,280-d) is searched in a few hundred MB. Storage can be float16 (half the memory); on a CPU each
+block is widened to float32 for the product, on a GPU the product runs in the storage type. Only the minima
+``(Q, Pq, block)`` come back to numpy: their square root is numpy's (correctly rounded; torch's vectorised CPU
+square root can be one unit in the last place off) and their mean over query patches is accumulated in
+float64, so the result does not depend on the summation order (block size, backend) and rankings are
 reproducible bit for bit.
 """
 
@@ -36,7 +39,7 @@ def _as_patches(array: np.ndarray, what: str) -> np.ndarray:
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
-    """A CPU tensor sharing ``array``'s memory when it is contiguous and writable (else one copy: memory maps)."""
+    """A CPU tensor sharing ``array``'s memory when contiguous and writable (else one copy: memory maps)."""
     return torch.from_numpy(np.require(array, requirements=["C", "W"]))
 
 
@@ -71,11 +74,11 @@ def spatial_distances(
 ) -> np.ndarray:
     """Spatial-search distances ``(Q, N)`` between queries ``(Q, Pq, D)`` and database images ``(N, Pr, D)``.
 
-    ``chunk`` database images are searched at a time (default: as many as fit in ``memory_mb``); the answer does
-    not depend on it. ``dtype="float16"`` searches the database in half precision: pass it as a float16 array
-    (``db.astype(np.float16)``) to halve its memory. ``backend="faiss"`` computes each block's squared distances
-    with faiss instead of a torch matrix product (same answer). Images whose features are NaN (skipped by the
-    feature engine) get a NaN distance, which :func:`rank` puts last.
+    ``chunk`` database images are searched at a time (default: as many as fit in ``memory_mb``); the answer
+    does not depend on it. ``dtype="float16"`` searches the database in half precision: pass it as a float16
+    array (``db.astype(np.float16)``) to halve its memory. ``backend="faiss"`` computes each block's squared
+    distances with faiss instead of a torch matrix product (same answer). Images whose features are NaN
+    (skipped by the feature engine) get a NaN distance, which :func:`rank` puts last.
     """
     queries = _as_patches(query_patches, "query_patches")
     database = _as_patches(db_patches, "db_patches")
@@ -104,7 +107,9 @@ def spatial_distances(
     chunk = int(chunk) if chunk else plan_chunk(n_queries * query_patches_n, db_patches_n, dim, memory_mb)
 
     q = _tensor(queries.reshape(-1, dim)).to(storage)
-    q_norms = q.float().square().sum(1).to(device)  # norms of the values as stored (float16-rounded if asked)
+    q_norms = (
+        q.float().square().sum(1).to(device)[:, None]
+    )  # of the values as stored (float16-rounded if asked)
     q_faiss = q.float().numpy() if backend == "faiss" else None
     q = q.to(device=device, dtype=compute)
     out = np.empty((n_queries, n_db), dtype=np.float64)
@@ -114,28 +119,43 @@ def spatial_distances(
             block = _tensor(database[start:stop].reshape(-1, dim)).to(storage)
             if backend == "faiss":
                 squared = _faiss_squared_distances(q_faiss, block.float().numpy()).to(device)
+                nearest = squared.view(-1, stop - start, db_patches_n).amin(dim=2)
             else:
-                block = block.to(device=device, dtype=compute)
-                squared = (q @ block.T).float().mul_(-2.0)
-                squared.add_(q_norms[:, None]).add_(block.float().square().sum(1)[None, :])
-            nearest = squared.view(n_queries, query_patches_n, stop - start, db_patches_n).amin(dim=3)
-            nearest = nearest.clamp_(min=0.0).sqrt_()
-            out[:, start:stop] = nearest.double().mean(dim=1).cpu().numpy()
+                nearest = _nearest_squared(q, q_norms, block.to(device=device, dtype=compute), db_patches_n)
+            nearest = np.sqrt(nearest.clamp_(min=0.0).cpu().numpy()).reshape(n_queries, query_patches_n, -1)
+            out[:, start:stop] = nearest.mean(axis=1, dtype=np.float64)
     return out
+
+
+def _nearest_squared(
+    q: torch.Tensor, q_norms: torch.Tensor, block: torch.Tensor, patches: int
+) -> torch.Tensor:
+    """Squared distance from every query patch to the nearest patch of each block image, ``(Q * Pq, images)``.
+
+    ``||a||^2`` is the same for every patch ``b``, so it is added after the minimum over ``b``; ``||b||^2 - 2
+    a.b`` comes out of one fused matrix product (``addmm``) in float32.
+    """
+    wide = block.float()  # the block itself when it is already float32 (CPU): no copy
+    block_norms = torch.einsum("nd,nd->n", wide, wide)[None, :]
+    if block.dtype == torch.float32:
+        partial = torch.addmm(block_norms, q, block.T, beta=1.0, alpha=-2.0)
+    else:  # float16 on a GPU: product in half precision, the rest in float32
+        partial = (q @ block.T).float().mul_(-2.0).add_(block_norms)
+    return partial.view(q.shape[0], -1, patches).amin(dim=2).add_(q_norms)
 
 
 def jitter_distances(query_views: np.ndarray, db_views: np.ndarray, **kwargs) -> np.ndarray:
     """Distances for the jittered-view variant (Holidays, UKBench): the same min/mean rule, over views.
 
-    Every query view looks for its nearest view of the database image; the distance is the mean of those minima
-    (the paper does not say how views are combined; this is the reading of ``PAPER.md`` section 7). Keyword
-    arguments are those of :func:`spatial_distances`.
+    Every query view looks for its nearest view of the database image; the distance is the mean of those
+    minima (the paper does not say how views are combined; this is the reading of ``PAPER.md`` section 7).
+    Keyword arguments are those of :func:`spatial_distances`.
     """
     return spatial_distances(query_views, db_views, **kwargs)
 
 
 def global_distances(query: np.ndarray, db: np.ndarray, **kwargs) -> np.ndarray:
-    """L2 distances ``(Q, N)`` between one vector per query ``(Q, D)`` and one per database image ``(N, D)``."""
+    """L2 distances ``(Q, N)`` between one vector per query ``(Q, D)`` and per database image ``(N, D)``."""
     query, db = np.asarray(query), np.asarray(db)
     if query.ndim != 2 or db.ndim != 2:
         raise ValueError(

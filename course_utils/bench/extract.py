@@ -1,0 +1,202 @@
+"""Benchmark: feature-extraction throughput and memory, our pipeline against a naive loop and the forward pass alone.
+
+``python -m course_utils bench extract --backbone NAME --images N [--views 1|2|16] [--pretrained | --random]``
+
+It writes ``N`` JPEG photographs (500 x 375 crops of scikit-image's sample photos, quality 90) into a temporary
+folder, then measures on this machine, in this one run:
+
+(a) **naive**: the loop a learner writes first: for each file, ``PIL.Image.open``, convert to RGB, cut the views,
+    apply the backbone's transform and run PyTorch on one view at a time (``torch.no_grad``, default threads);
+(b) **pipeline**: :func:`course_utils.features.extract` end to end on the JPEG files into a fresh cache folder
+    (decoding worker, batching, the chosen engine, memory-mapped writes), in a fresh Python process so that its peak
+    memory is its own. It runs twice, each time into a new folder: the first call also builds the engine (for ONNX
+    Runtime: loads and re-verifies the export), the second reuses it, as a notebook extracting a second split does.
+    The faster of the two counts, and both are printed;
+(c) **forward bound**: the forward pass alone on ready tensors, the best over engines, batch sizes
+    (``--batch-sizes``) and memory formats (:func:`course_utils.engines.bench_forward`): what the pipeline would reach
+    if decoding were free.
+
+Rates count images; with ``V`` views an image costs ``V`` forward passes, so the bound (measured in view-forwards/s)
+is divided by ``V`` before the comparison. The naive loop also runs twice and its faster run counts. Peak memory is
+the peak resident set (``getrusage``) of the pipeline's process, which loads the network, runs both extractions and
+nothing else; its decoding worker's peak is printed apart (a forked worker shares most of its pages with its parent,
+so adding the two would count them twice). The last line is machine-readable::
+
+    RESULT pipeline_vs_naive=<b / a> pipeline_vs_forward=<b / c> peak_rss_mb=<MB>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DEFAULT_BACKBONE
+
+VIEWS = {1: "whole", 2: "mirror", 16: "paper16"}
+PHOTO_SIZE = (500, 375)
+SOURCE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``bench extract``."""
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"network (default {DEFAULT_BACKBONE})")
+    parser.add_argument("--layer", default=None, help="feature layer (default: the backbone's default layer)")
+    parser.add_argument("--images", type=int, default=48, help="number of JPEG files (default 48)")
+    parser.add_argument("--views", type=int, choices=sorted(VIEWS), default=1,
+                        help="views per image: 1 (whole), 2 (mirror) or 16 (the paper's); default 1")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", dest="pretrained", action="store_true",
+                         help="ImageNet weights (torchvision networks download them once)")
+    weights.add_argument("--random", dest="pretrained", action="store_false",
+                         help="random weights: same speed, no download (default)")
+    parser.set_defaults(pretrained=False)
+    parser.add_argument("--engine", default="auto", help="engine of the pipeline (default auto)")
+    parser.add_argument("--batch-sizes", default="1,8,16,32", help="batch sizes of the forward bound (default 1,8,16,32)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per forward measurement (default 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pipeline-only", default=None, help=argparse.SUPPRESS)  # internal: measurement (b)
+    parser.add_argument("--report", default=None, help=argparse.SUPPRESS)
+
+
+def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """``count`` JPEG files of ``PHOTO_SIZE``: random crops (and mirrors) of scikit-image's sample photographs."""
+    from PIL import Image
+    from skimage import data
+
+    from ..datasets.images import save_image
+
+    rng = np.random.default_rng(seed)
+    sources = [Image.fromarray(getattr(data, name)()).convert("RGB") for name in SOURCE_PHOTOS]
+    width, height = PHOTO_SIZE
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        source = sources[i % len(sources)]
+        scale = max(width / source.width, height / source.height) * rng.uniform(1.0, 1.6)
+        resized = source.resize((round(source.width * scale), round(source.height * scale)), Image.Resampling.BILINEAR)
+        x0 = int(rng.integers(0, resized.width - width + 1))
+        y0 = int(rng.integers(0, resized.height - height + 1))
+        photo = resized.crop((x0, y0, x0 + width, y0 + height))
+        if rng.random() < 0.5:
+            photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        paths.append(save_image(photo, folder / f"photo{i:05d}.jpg"))
+    return paths
+
+
+def naive_images_per_second(paths: list[Path], backbone, layer: str, spec) -> float:
+    """(a): open, convert, cut views, transform and forward one view at a time, as a first notebook would."""
+    import torch
+    from PIL import Image
+
+    model = backbone.extractor([layer]).to(memory_format=torch.contiguous_format)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for path in paths:
+            image = Image.open(path).convert("RGB")
+            for view in spec(image):
+                model(backbone.transform(view).unsqueeze(0))
+    return len(paths) / (time.perf_counter() - started)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the three measurements and print them, then the RESULT line."""
+    import torch
+
+    from .. import augment, backbones, config, engines
+
+    if args.pipeline_only:
+        return _pipeline_only(args)
+    if args.images < 1:
+        raise SystemExit("--images must be at least 1.")
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    spec = augment.get_views(VIEWS[args.views])
+    backbone = backbones.load(args.backbone, pretrained=args.pretrained)
+    layer = args.layer or backbone.default_layer
+    cores = config.cpu_count()
+    print(f"bench extract: {backbone.name} ({'pretrained' if args.pretrained else 'random'} weights), layer {layer}, "
+          f"{args.images} JPEG images {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, {spec.n_views} view(s) ({spec.name}), "
+          f"{cores} CPU cores, torch {torch.__version__}, load average {_load_average()}")
+
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
+        folder = Path(tmp) / "images"
+        paths = write_photos(folder, args.images, args.seed)
+
+        # (c) the forward bound: every engine, batch size and memory format, on ready tensors. It also leaves the
+        # ONNX export in the cache, so that the pipeline below loads it instead of exporting.
+        rows = engines.bench_forward(backbone, [layer], batch_sizes=batch_sizes, seconds=args.seconds, threads=cores)
+        print(engines.format_rows(rows))
+        best = max(rows, key=lambda row: row["images_per_s"])
+        forward_images = best["images_per_s"] / spec.n_views
+        print(f"(c) forward bound: {best['images_per_s']:.1f} view-forwards/s = {forward_images:.2f} images/s "
+              f"({best['engine']}, batch {best['batch']}, {best['memory_format']})")
+
+        # (a) the naive loop, twice; the faster run counts.
+        naive = max(naive_images_per_second(paths, backbone, layer, spec) for _ in range(2))
+        print(f"(a) naive loop: {naive:.2f} images/s ({naive * spec.n_views:.1f} view-forwards/s)")
+
+        # (b) the pipeline, in a fresh process so that its peak memory is its own.
+        report = _pipeline_in_subprocess(args, folder, layer, Path(tmp) / "report.json")
+    rates = [args.images / seconds for seconds in report["seconds"]]
+    pipeline = max(rates)
+    print(f"(b) pipeline: first call {rates[0]:.2f} images/s (builds the engine), second {rates[1]:.2f} images/s; "
+          f"engine {report['engine']}, batch {report['batch_size']} views, {report['workers']} decoding worker(s), "
+          f"{report['threads']} torch threads")
+    print(f"peak resident memory of the pipeline process: {report['peak_rss_mb']:.0f} MB "
+          f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent)")
+    print(f"RESULT pipeline_vs_naive={pipeline / naive:.2f} pipeline_vs_forward={pipeline / forward_images:.2f} "
+          f"peak_rss_mb={report['peak_rss_mb']:.0f}")
+    return 0
+
+
+def _pipeline_in_subprocess(args: argparse.Namespace, folder: Path, layer: str, report: Path) -> dict:
+    command = [sys.executable, "-m", "course_utils.bench.extract", "--pipeline-only", str(folder),
+               "--report", str(report), "--backbone", args.backbone, "--layer", layer, "--views", str(args.views),
+               "--engine", args.engine, "--pretrained" if args.pretrained else "--random"]
+    subprocess.run(command, check=True)
+    return json.loads(report.read_text())
+
+
+def _pipeline_only(args: argparse.Namespace) -> int:
+    """(b) in this process: extract the images of ``--pipeline-only DIR`` twice, write timings and peak memory."""
+    import resource
+
+    from .. import augment, backbones, features
+
+    paths = sorted(Path(args.pipeline_only).glob("*.jpg"))
+    backbone = backbones.load(args.backbone, pretrained=args.pretrained)
+    spec = augment.get_views(VIEWS[args.views])
+    seconds = []
+    with tempfile.TemporaryDirectory(prefix="bench-extract-cache-") as cache:
+        for attempt in range(2):  # the first call builds the engine, the second reuses it
+            started = time.perf_counter()
+            result = features.extract(paths, backbone, [args.layer], spec, engine=args.engine,
+                                      cache=Path(cache) / str(attempt), progress=False)
+            seconds.append(time.perf_counter() - started)
+        record = json.loads((result.cache_path / "complete.json").read_text())
+    report = {key: record[key] for key in ("engine", "batch_size", "workers", "threads")}
+    report["seconds"] = seconds
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    report["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    Path(args.report).write_text(json.dumps(report))
+    return 0
+
+
+def _load_average() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except (AttributeError, OSError):  # Windows
+        return "n/a"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m course_utils bench extract", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    sys.exit(run(parser.parse_args()))
