@@ -683,3 +683,80 @@ def few_shot_scores(record, X: np.ndarray, per_class: Sequence[int], settings: M
             values = [classify(record.subset(rows), np.asarray(X)[rows], **{**common, **options}).value for rows in draws]
             curves[name].append(float(np.mean(values)))
     return curves
+
+
+# The paper's two central comparisons (baseline row, improved row, what the improvement is), as in reproduce.
+CLAIMS = (
+    ("CNN-SVM", "CNNaug-SVM", "16 jittered views (classification, Tables 1-6)"),
+    ("CNN", "CNN-ss", "spatial search or jitter (retrieval, Table 7)"),
+    ("CNN", "CNNaug-ss", "search + PCA-whitening + power (Table 7)"),
+)
+
+
+@dataclass(frozen=True)
+class ClaimGain:
+    """How many points one improvement adds over its baseline on one dataset, in the paper or in our run."""
+
+    claim: str  # the improvement's description, from CLAIMS
+    source: str  # "paper" or the backbone that ours ran with
+    dataset: str
+    gain: float  # percentage points (UKBench N-S scores are converted with x 25)
+
+
+def claim_gains(records: Sequence) -> list[ClaimGain]:
+    """The paper's gain on every benchmark of Tables 1-7, then ours on every dataset in ``records``.
+
+    ``records`` are :class:`course_utils.report.ResultRecord` (e.g. ``report.read_results(path)``). UKBench's N-S
+    score (0-4) becomes the paper's percentage (x 25), so every gain is in percentage points. Reading gains rather
+    than raw numbers is what makes a small demo run comparable with the paper: its datasets differ, but the claim
+    "the extra step helps" is about the sign and size of the difference.
+    """
+    from . import paper
+
+    gains = []
+    for base, better, claim in CLAIMS:
+        by_table: dict[tuple[str, str], dict[str, float]] = {}
+        for row in paper.RESULTS:
+            if row.method in (base, better):
+                by_table.setdefault((row.dataset, row.metric), {})[row.method] = row.value
+        datasets = [dataset for dataset, _ in by_table]
+        for (dataset, metric), values in by_table.items():
+            if len(values) == 2:
+                label = dataset if datasets.count(dataset) == 1 else f"{dataset} ({metric})"
+                gains.append(ClaimGain(claim, "paper", label, round(values[better] - values[base], 2)))
+        ours: dict[tuple[str, str], dict[str, object]] = {}
+        for record in records:
+            if record.method in (base, better):
+                ours.setdefault((record.dataset, record.backbone), {})[record.method] = record
+        for (dataset, backbone), rows in ours.items():
+            if len(rows) == 2:
+                scale = 25.0 if "N-S" in rows[better].metric else 1.0
+                gains.append(ClaimGain(claim, backbone, dataset,
+                                       round(scale * (rows[better].value - rows[base].value), 2)))
+    return gains
+
+
+def plot_claim_gains(records: Sequence):
+    """One panel per claim: horizontal bars of the gain in points, the paper's benchmarks grey, ours blue.
+
+    Bars right of zero mean the extra step helped. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    gains = claim_gains(records)
+    claims = [claim for _, _, claim in CLAIMS if any(g.claim == claim for g in gains)]
+    heights = [sum(g.claim == claim for g in gains) for claim in claims]
+    figure, axes = plt.subplots(len(claims), 1, figsize=(8, 0.32 * sum(heights) + 1.0 * len(claims)),
+                                gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for axis, claim in zip(axes[:, 0], claims, strict=True):
+        rows = [g for g in gains if g.claim == claim]
+        labels = [g.dataset if g.source == "paper" else f"ours: {g.dataset} ({g.source})" for g in rows]
+        colours = ["#9e9e9e" if g.source == "paper" else "#08519c" for g in rows]
+        positions = np.arange(len(rows))[::-1]
+        axis.barh(positions, [g.gain for g in rows], color=colours)
+        axis.set_yticks(positions, labels, fontsize=8)
+        axis.axvline(0, color="#333333", linewidth=0.8)
+        axis.set_title(claim, fontsize=10)
+    axes[-1, 0].set_xlabel("gain over the baseline row (percentage points): grey = paper, blue = ours")
+    figure.tight_layout()
+    return figure

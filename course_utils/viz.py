@@ -78,6 +78,8 @@ def retrieval_gallery(record: DatasetRecord, result: dict, n_queries: int = 4, t
         axes[row, 0].imshow(_thumbnail(record.paths[query.index]))
         axes[row, 0].set_title("query", fontsize=9)
         positives, junk = set(query.positives), set(query.junk)
+        if query.index not in positives:  # a searched query image is ignored, as the evaluation does
+            junk.add(query.index)
         for col in range(top):
             item = int(db_index[ranks[q, col]])
             colour = "#2ca02c" if item in positives else "#7f7f7f" if item in junk else "#d62728"

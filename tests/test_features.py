@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -375,6 +376,59 @@ def test_a_layer_wider_or_narrower_than_declared_is_reported(tmp_path):
     with pytest.raises(RuntimeError, match=r"Layer 'fc' of 'tiny' gives 6 values per view, but the backbone declares 7"):
         run(paths, tmp_path / "cache", backbone=backbone)
     assert not list((tmp_path / "cache").glob("features/*/complete.json"))
+
+
+class CallCostEngines:
+    """Wraps ``engines.make_engine`` so that a call costs ``cost(batch)`` seconds more: a machine whose best batch is
+    known in advance."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cost) -> None:
+        self.views = 0
+        real = engines.make_engine
+
+        def make_engine(*args, **kwargs):
+            engine = real(*args, **kwargs)
+
+            def forward(batch):
+                self.views += len(batch)
+                time.sleep(cost(len(batch)))
+                return engine(batch)
+
+            forward.name, forward.preferred_batch_size = "slow-torch", engine.preferred_batch_size
+            return forward
+
+        monkeypatch.setattr(engines, "make_engine", make_engine)
+
+
+@pytest.mark.parametrize(("cost", "best"), [(lambda b: 0.01, 4), (lambda b: 0.01 * (b - 1) * b, 1)])
+def test_batch_size_probe_finds_the_fastest_and_remembers_it(tmp_path, monkeypatch, cost, best):
+    # A fixed cost per call favours the larger batch; a cost growing with the batch's square favours batch 1.
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "course-cache"))
+    monkeypatch.setattr(features, "PROBE_BATCHES", {"cpu": (1, 4), "cuda": (1, 4)})
+    counter = CallCostEngines(monkeypatch, cost)
+    backbone = tiny_backbone()
+    assert features.tune_batch_size(backbone, engine="torch") == best
+    assert counter.views == (1 + 4) + 3 * 2 * 4  # warm-up, then 3 rounds of 4 views per candidate
+    table = json.loads((tmp_path / "course-cache" / "batch_sizes.json").read_text())
+    (entry,) = table.values()
+    assert entry["batch"] == best and set(entry["views_per_second"]) == {"1", "4"}
+    assert features.tune_batch_size(backbone, engine="torch") == best and counter.views == 29  # remembered
+    paths = write_photos(tmp_path / "img", 3)
+    result = run(paths, tmp_path / "cache", backbone=backbone)  # a small job uses the remembered size
+    assert json.loads((result.cache_path / "complete.json").read_text())["batch_size"] == best
+
+
+def test_a_large_job_measures_its_batch_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "course-cache"))
+    monkeypatch.setattr(features, "PROBE_MIN_FORWARDS", 6)
+    monkeypatch.setattr(features, "PROBE_BATCHES", {"cpu": (1, 32), "cuda": (1, 32)})
+    CallCostEngines(monkeypatch, lambda b: 0.01)
+    paths = write_photos(tmp_path / "img", 3)
+    small = run(paths, tmp_path / "cache", backbone=tiny_backbone())  # 3 forwards: below the threshold
+    assert json.loads((small.cache_path / "complete.json").read_text())["batch_size"] == 16  # the engine's choice
+    large = run(paths, tmp_path / "cache", backbone=tiny_backbone(), views="mirror")  # 6 forwards: measured
+    assert json.loads((large.cache_path / "complete.json").read_text())["batch_size"] == 32
+    assert (tmp_path / "course-cache" / "batch_sizes.json").is_file()
 
 
 def test_memory_stays_bounded_by_the_batch(tmp_path):

@@ -558,3 +558,52 @@ def test_plot_precision_recall_shows_both_aps_of_the_protocols_worked_example():
     assert np.mean(interpolated) == pytest.approx(8 / 11)
     with pytest.raises(ValueError, match="no positive item"):
         viz.plot_precision_recall(scores, np.zeros(6, int))
+
+
+def _result(dataset, method, value, metric="mean class accuracy", backbone="net"):  # noqa: ANN001, ANN202
+    from course_utils.report import ResultRecord
+
+    return ResultRecord(dataset, "task", method, backbone, metric, value)
+
+
+def test_claim_gains_lists_the_papers_gains_then_ours_in_points():
+    records = [
+        _result("demo_classes", "CNN-SVM", 90.0), _result("demo_classes", "CNNaug-SVM", 95.5),
+        _result("demo_classes", "CNNaug-SVM power=2 (paper's exponent)", 99.0),  # an ablation: not a claim row
+        _result("ukb", "CNN", 3.5, "N-S score (0-4)"), _result("ukb", "CNN-ss", 3.6, "N-S score (0-4)"),
+        _result("half", "CNN", 50.0, "mAP"),  # no improved row: no gain
+    ]
+    gains = {(g.claim.split(" (")[0], g.source, g.dataset): g.gain for g in notebook.claim_gains(records)}
+    assert gains[("16 jittered views", "paper", "flowers102")] == pytest.approx(86.8 - 74.7)  # Table 4
+    assert gains[("16 jittered views", "paper", "h3d")] == pytest.approx(73.0 - 70.8)  # Table 6
+    assert gains[("16 jittered views", "paper", "uiuc_apascal (mAUC)")] == pytest.approx(91.5 - 89.0)  # Table 5
+    assert gains[("spatial search or jitter", "paper", "oxford5k")] == pytest.approx(55.6 - 32.2)  # Table 7
+    assert gains[("search + PCA-whitening + power", "paper", "ukbench")] == pytest.approx(91.1 - 76.0)
+    assert gains[("16 jittered views", "net", "demo_classes")] == pytest.approx(5.5)
+    assert gains[("spatial search or jitter", "net", "ukb")] == pytest.approx(2.5)  # 0.1 N-S x 25
+    assert not any(dataset == "half" for _, _, dataset in gains)
+    assert sum(source == "paper" for _, source, _ in gains) == 8 + 5 + 5  # Tables 1-6 rows, then Table 7 twice
+
+
+def test_plot_claim_gains_draws_one_panel_per_claim_with_ours_in_blue():
+    records = [_result("demo_classes", "CNN-SVM", 90.0), _result("demo_classes", "CNNaug-SVM", 95.5)]
+    figure = notebook.plot_claim_gains(records)
+    assert [axis.get_title() for axis in figure.axes] == [claim for _, _, claim in notebook.CLAIMS]
+    first = figure.axes[0]
+    assert [label.get_text() for label in first.get_yticklabels()][-1] == "ours: demo_classes (net)"
+    ours = [bar for bar in first.patches if matplotlib.colors.to_hex(bar.get_facecolor()) == "#08519c"]
+    assert len(ours) == 1 and ours[0].get_width() == pytest.approx(5.5)
+    assert len(figure.axes[1].patches) == 5  # Table 7's five benchmarks, no run of ours
+
+
+def test_few_shot_scores_average_each_setting_over_the_same_draws(tmp_path):
+    record = _few_shot_record(tmp_path)
+    rng = np.random.default_rng(0)
+    separable = 5 * np.eye(4)[record.labels] + 0.1 * rng.standard_normal((len(record), 4))
+    # view 0 is the same vector for every image (chance: one class of three right), view 1 separates the classes
+    X = np.stack([np.ones_like(separable), separable], axis=1).astype(np.float32)
+    curves = notebook.few_shot_scores(record, X, [1, 3], {"view 0": {"views": "whole"}, "both views": {"views": "all"}},
+                                      repeats=2, C=2.0)
+    assert curves == {"view 0": [pytest.approx(100 / 3)] * 2, "both views": [100.0, 100.0]}
+    with pytest.raises(ValueError, match="repeats must be at least 1; got 0"):
+        notebook.few_shot_scores(record, X, [1], {"view 0": {"views": "whole"}}, repeats=0)

@@ -9,9 +9,10 @@ folder, then measures on this machine, in this one run:
     apply the backbone's transform and run PyTorch on one view at a time (``torch.no_grad``, default threads);
 (b) **pipeline**: :func:`course_utils.features.extract` end to end on the JPEG files into a fresh cache folder
     (decoding worker, batching, the chosen engine, memory-mapped writes), in a fresh Python process so that its peak
-    memory is its own. It runs twice, each time into a new folder: the first call also builds the engine (for ONNX
-    Runtime: loads and re-verifies the export), the second reuses it, as a notebook extracting a second split does.
-    The faster of the two counts, and both are printed;
+    memory is its own. That process first asks :func:`course_utils.features.tune_batch_size` for the fastest batch
+    size (measured once per machine and remembered; its time is printed, not counted), which also builds the engine
+    (for ONNX Runtime: loads and re-verifies the export). Then it extracts twice, each time into a new folder; the
+    faster run counts, and both are printed;
 (c) **forward bound**: the forward pass alone on ready tensors, the best over engines, batch sizes
     (``--batch-sizes``) and memory formats (:func:`course_utils.engines.bench_forward`): what the pipeline would reach
     if decoding were free.
@@ -146,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
         report = _pipeline_in_subprocess(args, folder, layer, Path(tmp) / "report.json")
     rates = [args.images / seconds for seconds in report["seconds"]]
     pipeline = max(rates)
-    print(f"(b) pipeline: first call {rates[0]:.2f} images/s (builds the engine), second {rates[1]:.2f} images/s; "
-          f"engine {report['engine']}, batch {report['batch_size']} views, {report['workers']} decoding worker(s), "
-          f"{report['threads']} torch threads")
+    print(f"(b) pipeline: first call {rates[0]:.2f} images/s, second {rates[1]:.2f} images/s; engine "
+          f"{report['engine']}, batch {report['batch_size']} views (tune_batch_size: {report['probe_seconds']:.1f} s, "
+          f"remembered per machine), {report['workers']} decoding worker(s), {report['threads']} torch threads")
     print(f"peak resident memory of the pipeline process: {report['peak_rss_mb']:.0f} MB "
           f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent)")
     print(f"RESULT pipeline_vs_naive={pipeline / naive:.2f} pipeline_vs_forward={pipeline / forward_images:.2f} "
@@ -173,16 +174,19 @@ def _pipeline_only(args: argparse.Namespace) -> int:
     paths = sorted(Path(args.pipeline_only).glob("*.jpg"))
     backbone = backbones.load(args.backbone, pretrained=args.pretrained)
     spec = augment.get_views(VIEWS[args.views])
+    started = time.perf_counter()
+    features.tune_batch_size(backbone, [args.layer], args.engine)  # measured once per machine, then remembered
+    probe_seconds = time.perf_counter() - started
     seconds = []
     with tempfile.TemporaryDirectory(prefix="bench-extract-cache-") as cache:
-        for attempt in range(2):  # the first call builds the engine, the second reuses it
+        for attempt in range(2):  # the second call reuses the engine built for the first (or the probe)
             started = time.perf_counter()
             result = features.extract(paths, backbone, [args.layer], spec, engine=args.engine,
                                       cache=Path(cache) / str(attempt), progress=False)
             seconds.append(time.perf_counter() - started)
         record = json.loads((result.cache_path / "complete.json").read_text())
     report = {key: record[key] for key in ("engine", "batch_size", "workers", "threads")}
-    report["seconds"] = seconds
+    report["seconds"], report["probe_seconds"] = seconds, probe_seconds
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     report["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     Path(args.report).write_text(json.dumps(report))
