@@ -2,12 +2,13 @@
 
 ``make_engine(backbone, layers, engine="auto")`` returns a callable :class:`Engine` mapping an ``NCHW`` float32 batch
 to one ``(B, dim)`` float32 numpy array per layer. The feature store does not care which engine produced the
-numbers: every engine is checked against PyTorch before it is used, so they agree within :data:`TOLERANCE`.
+numbers: every other engine is checked against PyTorch eager before it is used, so they agree within
+:data:`TOLERANCE`.
 
 Engines
 -------
-``torch``        PyTorch eager. On a CPU the network runs in channels-last memory format (faster at small batches,
-                 never slower, measured in ``benchmarks/README.md``); on a GPU under bfloat16 autocast.
+``torch``        PyTorch eager, in channels-last memory format (on a CPU up to 2x faster than contiguous at the
+                 batch sizes measured in ``benchmarks/README.md``); on a GPU under bfloat16 autocast.
 ``onnxruntime``  the same network exported to ONNX and run by ONNX Runtime (CPU provider; the CUDA provider when the
                  ``onnxruntime-gpu`` build is installed and the device is a GPU). On a laptop CPU it runs the forward
                  pass about 2.5 times faster than PyTorch eager, which is why ``auto`` picks it there.
@@ -28,11 +29,11 @@ half-written file, a stale sidecar) is exported again. Every time an ONNX engine
 both ONNX Runtime and PyTorch, and if the L2-normalised features differ by more than :data:`TOLERANCE` the ONNX engine
 is refused and PyTorch is used instead, with an :class:`EngineFallbackWarning`.
 
-Which exporter: the TorchScript exporter (``dynamo=False``) exports EfficientNet-Lite0 in 1 to 4 s on a 2-core CPU;
-the ``torch.export`` one (``dynamo=True``) takes 20 to 45 s for the same network and gives the same features. So the
-TorchScript exporter goes first, and the ``torch.export`` one is the fallback for what tracing cannot capture
-(R-MAC pooling, whose region grid is computed with Python arithmetic on the map's shape) and for future torch
-releases that drop the TorchScript exporter.
+Which exporter: the TorchScript exporter (``dynamo=False``) exports EfficientNet-Lite0 in 1 to 4 s on a
+lightly loaded 2-core CPU; the ``torch.export`` one (``dynamo=True``) took 20 to 45 s for the same network and
+gives the same features. So the TorchScript exporter goes first, and the ``torch.export`` one is the fallback
+for what tracing cannot capture (R-MAC pooling, whose region grid is computed with Python arithmetic on the
+map's shape) and for future torch releases that drop the TorchScript exporter.
 
 Threads: ONNX Runtime gets ``threads`` intra-op threads (default :func:`course_utils.config.cpu_count`, which honours
 ``OMP_NUM_THREADS`` and cgroup quotas) and one inter-op thread; PyTorch's thread count is left to the caller

@@ -57,7 +57,7 @@ def rmac_regions(height: int, width: int, levels: int = RMAC_LEVELS) -> list[tup
 
 def rmac(x: torch.Tensor, levels: int = RMAC_LEVELS) -> torch.Tensor:
     """R-MAC vector of a ``(B, C, H, W)`` map: sum over regions of the L2-normalised regional max."""
-    _, _, height, width = x.shape
+    height, width = int(x.shape[2]), int(x.shape[3])  # plain ints: traceable by the fast ONNX exporter
     total = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
     for y0, x0, h, w in rmac_regions(height, width, levels):
         region = x[:, :, y0 : y0 + h, x0 : x0 + w].amax(dim=(2, 3))
