@@ -62,6 +62,7 @@ import torch
 
 from . import config
 from .backbones import Backbone
+from .datasets.images import sha256_file
 
 ENGINES = ("auto", "torch", "onnxruntime", "compile")
 TOLERANCE = 1e-4  # largest |difference| allowed between L2-normalised features of an engine and of PyTorch eager
@@ -445,14 +446,6 @@ def _weights_fingerprint(backbone: Backbone) -> str:
     return f"{backbone.weights_id}:sha256:{digest.hexdigest()}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _load_verified(ort: ModuleType, path: Path, fields: dict, threads: int, providers: list[str]):
     """An ONNX Runtime session on the cached file, or ``None`` (with the reason logged) if it cannot be trusted."""
     sidecar = path.with_suffix(".json")
@@ -462,7 +455,7 @@ def _load_verified(ort: ModuleType, path: Path, fields: dict, threads: int, prov
         record = json.loads(sidecar.read_text())
         if record.get("fields") != fields:
             raise ValueError("its sidecar describes another export")
-        if record.get("size") != path.stat().st_size or record.get("sha256") != _sha256(path):
+        if record.get("size") != path.stat().st_size or record.get("sha256") != sha256_file(path):
             raise ValueError("its checksum does not match its sidecar (truncated or modified)")
         return _session(ort, path, threads, providers)
     except Exception as err:  # a missing sidecar, bad JSON, a file ONNX Runtime refuses: all mean export again
@@ -494,7 +487,7 @@ def export_onnx(backbone: Backbone, layers: Sequence[str], path: Path, device: s
             log.info("ONNX export of %s %s with the %s exporter failed: %s", backbone.name, layers, exporter, err)
             continue
         seconds = time.perf_counter() - started
-        record = {"key": path.stem, "fields": onnx_cache_fields(backbone, layers), "sha256": _sha256(path),
+        record = {"key": path.stem, "fields": onnx_cache_fields(backbone, layers), "sha256": sha256_file(path),
                   "size": path.stat().st_size, "exporter": exporter, "export_seconds": round(seconds, 2)}
         with _temporary_file(path.with_suffix(".json")) as tmp:
             tmp.write_text(json.dumps(record, indent=2))
