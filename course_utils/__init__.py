@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "augment", "backbones", "bench", "classify", "config", "datasets", "demo", "engines", "experiments", "features",
+    "imageio",
     "metrics", "normalize", "notebook", "paper", "pooling", "report", "reproduce", "retrieval", "viz", "widgets",
 }
 

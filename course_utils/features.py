@@ -7,6 +7,9 @@ Every table of the course is computed from :func:`extract`, so it is built to be
   over one ``(V, C, H, W)`` tensor; the main process runs the network on batches of views while the worker decodes the
   next images. On a CPU the two share the cores, so the worker count and torch's thread count are planned together
   (:func:`plan_workers`; the measurements behind it are in ``benchmarks/README.md``).
+* **Batch size by measurement.** The fastest batch depends on the network, the engine and the machine (on a 2-core
+  CPU, PyTorch ran EfficientNet-Lite0 faster at batch 1 than at 32 in one memory format and the other way round in
+  the other), so :func:`tune_batch_size` times the candidates once per machine and remembers the winner.
 * **Streaming into memory-mapped arrays.** Each layer's features go straight into ``<layer>.npy`` shaped
   ``(n_images, n_views, dim)`` float32 (``numpy.lib.format.open_memmap``), so memory stays bounded by one batch
   whatever the number of images, and reading the result back costs nothing until rows are touched.
