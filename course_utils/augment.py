@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 from PIL import Image
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1): x1 and y1 exclusive, as in PIL.Image.crop
@@ -147,6 +148,23 @@ def enlarge_box(box: Sequence[float], factor: float, width: int, height: int) ->
     if right <= left or bottom <= top:
         raise ValueError(f"Box {tuple(box)} lies outside the {width}x{height} image.")
     return (left, top, right, bottom)
+
+
+def enlarge_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
+    """Scale every ``(x0, y0, x1, y1)`` row of ``boxes`` by ``factor`` about its centre, without clipping.
+
+    For a whole dataset whose image sizes are not known before decoding: the feature extractor clips each box to its
+    image and rounds it outwards when it crops, which makes the result :func:`enlarge_box`'s. NaN rows (no box)
+    stay NaN.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), one (x0, y0, x1, y1) per image; got {boxes.shape}.")
+    if not factor > 0:
+        raise ValueError(f"The enlargement factor must be positive; got {factor}.")
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) * factor / 2
+    return np.concatenate([centre - half, centre + half], axis=1)
 
 
 def _check_size(width: int, height: int) -> None:

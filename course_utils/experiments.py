@@ -20,6 +20,9 @@ import numpy as np
 
 from .datasets.base import DatasetRecord
 
+# The paper crops birds (CUB) and people (H3D) to their box "enlarged by 150%" for context: each side times 1.5.
+BOX_ENLARGEMENT = 1.5
+
 
 @dataclass
 class Features:
@@ -44,16 +47,20 @@ def dataset_features(
     on_error: str = "skip",
     progress: bool = True,
     batch_size: int | None = None,
+    box_enlargement: float = BOX_ENLARGEMENT,
 ) -> Features:
     """Extract (or load from the cache) ``layer`` of ``backbone`` for every image of ``record`` with ``views``.
 
-    Bounding boxes of the record (CUB, H3D) are applied before the views. Unreadable images are skipped and reported
+    Bounding boxes of the record (CUB, H3D) are enlarged by ``box_enlargement`` about their centre (the paper's 150%;
+    the crop then clips them to the image) and applied before the views. Unreadable images are skipped and reported
     (``on_error="skip"``): their rows are NaN and ``valid`` is False, so evaluation can leave them out.
     """
-    from . import backbones, features
+    from . import augment, backbones, features
 
     layer = layer or backbones.spec(backbone).default_layer
-    boxes = record.boxes if record.boxes is not None and not np.isnan(record.boxes).all() else None
+    boxes = None
+    if record.boxes is not None and not np.isnan(record.boxes).all():
+        boxes = augment.enlarge_boxes(record.boxes, box_enlargement)
     feature_set = features.extract(
         record.paths, backbone=backbone, layers=[layer], views=views, boxes=boxes, engine=engine,
         on_error=on_error, progress=progress, batch_size=batch_size,

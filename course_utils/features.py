@@ -5,8 +5,8 @@ Every table of the course is computed from :func:`extract`, so it is built to be
 * **Decode once, cut every view.** A DataLoader worker opens each image once (:func:`course_utils.imageio.open_rgb`),
   crops its box if any, cuts all its views (:mod:`course_utils.augment`), applies the backbone's transform and hands
   over one ``(V, C, H, W)`` tensor; the main process runs the network on batches of views while the worker decodes the
-  next images. On a CPU the two share the cores, so the worker count and torch's thread count are planned together
-  (:func:`plan_workers`; the measurements behind it are in ``benchmarks/README.md``).
+  next images (on a 2-core CPU the main process decodes between forward passes instead, which measured faster:
+  :func:`plan_workers`; the measurements are in ``benchmarks/README.md``).
 * **Batch size by measurement.** The fastest batch depends on the network, the engine and the machine (on a 2-core
   CPU, PyTorch ran EfficientNet-Lite0 faster at batch 1 than at 32 in one memory format and the other way round in
   the other), so :func:`tune_batch_size` times the candidates once per machine and remembers the winner.
@@ -178,12 +178,14 @@ def plan_workers(n_images: int, device: str, engine: str = "torch", cores: int |
 
     * Few images: no worker (forking one costs more than it saves).
     * GPU: the main process only feeds the card, so all but one core decode (at most 8 workers).
-    * CPU: the network needs the cores and decoding takes a fraction of a forward pass, so one worker per four
-      cores decodes alongside it and the operating system lets it run whenever the network's threads wait.
+    * CPU with 2 cores or fewer: no worker. Decoding in the main process, between forward passes, measured faster
+      than a worker decoding alongside them (EfficientNet-Lite0 and ResNet-50, ONNX Runtime and PyTorch, 1 and 16
+      views; ``benchmarks/README.md``): the network's threads already use both cores, and a third busy thread makes
+      them wait for each other.
+    * CPU with more cores: one worker per four cores (not measured here: a guess that leaves most cores to the
+      network while decoding, about a third of a small network's forward time, runs beside it).
     * torch threads: all cores when torch runs the network; one when ONNX Runtime does (it has its own thread
-      pool, and idle torch threads spinning in the main process would take CPU from it and from the worker).
-
-    The measurements behind these choices are in ``benchmarks/README.md`` ("Feature extraction").
+      pool, and idle torch threads spinning in the main process would take CPU from it).
     """
     cores = cores or config.cpu_count()
     threads = cores if engine in ("torch", "compile") else 1
@@ -191,7 +193,7 @@ def plan_workers(n_images: int, device: str, engine: str = "torch", cores: int |
         return 0, threads
     if device.startswith("cuda"):
         return max(1, min(cores - 1, 8)), threads
-    return max(1, cores // 4), threads
+    return (0 if cores <= 2 else max(1, cores // 4)), threads
 
 
 # --------------------------------------------------------------------------------------------------- input checks
@@ -515,7 +517,8 @@ def tune_batch_size(
     benefit too. Why measure: on a 2-core CPU, PyTorch eager ran EfficientNet-Lite0 faster at batch 1 than at 32 in
     contiguous format and the other way round in channels-last, and the best batch differs between engines and
     devices. Each candidate runs the same number of views in each of :data:`PROBE_ROUNDS` interleaved rounds and keeps
-    its best round, so that a burst of load from another program during one round does not decide the choice.
+    its best round, so that a burst of load from another program during one round does not decide the choice; and a
+    measurement taken while the machine is busy (load average above 1.5 per core) is used but not remembered.
     """
     if isinstance(backbone, str):
         backbone = _load_backbone(backbone, device or config.device())
@@ -544,6 +547,14 @@ def _known_batch_size(forward, backbone, layers, device: str, threads: int) -> i
         return None
 
 
+def _busy() -> bool:
+    """True when the machine is busy with other work (1-minute load average above 1.5 per core)."""
+    try:
+        return os.getloadavg()[0] > 1.5 * config.cpu_count()
+    except (AttributeError, OSError):  # Windows has no load average
+        return False
+
+
 def _probe_batch_size(forward, backbone, layers, device: str, threads: int) -> int:
     """Time every candidate batch on random inputs, remember the fastest in the probe file, return it."""
     candidates = PROBE_BATCHES["cuda" if device.startswith("cuda") else "cpu"]
@@ -561,6 +572,8 @@ def _probe_batch_size(forward, backbone, layers, device: str, threads: int) -> i
                     forward(inputs[batch])
                 rates[batch] = max(rates[batch], calls * batch / (time.perf_counter() - started))
     best = max(rates, key=rates.get)
+    if _busy():
+        return best  # measured under other programs' load: good enough for this run, not worth remembering
     try:
         table = json.loads(_probe_file().read_text())
     except (OSError, ValueError):

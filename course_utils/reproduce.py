@@ -16,6 +16,9 @@ a training sample, test scores summed; our power exponent 0.5, with the paper's 
 Holidays/UKBench), CNNaug-ss (CNN-ss + PCA-whitening learned on another dataset + signed power 2). Our additions
 (R-MAC, GeM, query expansion, one-vs-one, C by cross-validation) are rows of their own.
 
+``--views whole`` extracts the whole image only (one forward pass per image instead of 16): CNN-SVM and global
+search rows without the augmented ones, for quick comparisons such as network size on Flowers-102.
+
 Every finished (dataset, backbone) block is saved under ``OUT/blocks/`` and reused by a rerun, and features are
 cached, so an interrupted run resumes. ``results.json`` records seeds, versions, layer, views, C and protocol.
 """
@@ -66,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", default="liblinear", choices=("liblinear", "torch"), help="SVM solver")
     parser.add_argument("--layer-sweep", default=None, metavar="DATASET",
                         help="also sweep every layer of the first backbone on DATASET (the paper's Figure 2a)")
+    parser.add_argument("--views", choices=("paper16", "whole"), default="paper16",
+                        help="paper16: the paper's 16 views (CNNaug rows); whole: whole image only, 16x cheaper")
     parser.add_argument("--no-ablations", action="store_true", help="main rows only (no power/OvO/QE/pooling rows)")
     parser.add_argument("--force", action="store_true", help="recompute blocks already saved in OUT/blocks")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -98,6 +103,7 @@ class Options:
     ablations: bool = True
     progress: bool = True
     seed: int = DEFAULT_SEED
+    views: str = "paper16"  # "whole": whole image only, no augmented rows
 
 
 def _paper_value(dataset: str, method: str, metric: str) -> float | None:
@@ -119,8 +125,9 @@ def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa
     from .classify import PAPER_C
 
     block = Block()
-    feats = experiments.dataset_features(record, backbone, views="paper16", engine=opts.engine,
+    feats = experiments.dataset_features(record, backbone, views=opts.views, engine=opts.engine,
                                          progress=opts.progress)
+    augmented = opts.views == "paper16"
     paper_c = PAPER_C.get(record.name.split("_")[0])
     main_c = paper_c if paper_c is not None else "cv"
     splits = set(record.split.tolist())
@@ -146,32 +153,37 @@ def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa
         return outcome
 
     plain = row("CNN-SVM", "whole", None)
-    aug = row("CNNaug-SVM", "all", AUG_POWER)
+    best, best_name = plain, "CNN-SVM"
+    if augmented:
+        best, best_name = row("CNNaug-SVM", "all", AUG_POWER), "CNNaug-SVM"
     if opts.ablations:
-        row("CNNaug-SVM power=2 (paper's exponent)", "all", PAPER_AUG_POWER, paper=False)
-        row("CNNaug-SVM power=1 (no power step)", "all", None, paper=False)
-        row("CNNaug-SVM, whole image at test", "all", AUG_POWER, test_views="whole", paper=False)
+        if augmented:
+            row("CNNaug-SVM power=2 (paper's exponent)", "all", PAPER_AUG_POWER, paper=False)
+            row("CNNaug-SVM power=1 (no power step)", "all", None, paper=False)
+            row("CNNaug-SVM, whole image at test", "all", AUG_POWER, test_views="whole", paper=False)
         if main_c != "cv":
             row("CNN-SVM, C by cross-validation", "whole", None, C="cv", paper=False)
         if record.task == "multiclass":
             row("CNN-SVM one-vs-one (paper's choice)", "whole", None, multiclass="ovo", paper=False)
-            row("CNNaug-SVM one-vs-one (paper's choice)", "all", AUG_POWER, multiclass="ovo", paper=False)
+            if augmented:
+                row("CNNaug-SVM one-vs-one (paper's choice)", "all", AUG_POWER, multiclass="ovo", paper=False)
+    aug = best
     if plain.y_pred is not None:
         path = opts.out / f"{record.name}_{backbone}_per_class.png"
-        reference = _paper_value(record.name, "CNNaug-SVM", aug.metric)
+        reference = _paper_value(record.name, best_name, aug.metric)
         viz.plot_per_class(aug.per_class, [record.class_names[c] for c in np.unique(aug.y_true)], reference,
-                           "paper CNNaug-SVM").savefig(path, dpi=90)
+                           f"paper {best_name}").savefig(path, dpi=90)
         block.plots.append(path.name)
         confusion = opts.out / f"{record.name}_{backbone}_confusion.png"
         viz.plot_confusion(aug.y_true, aug.y_pred, record.class_names).savefig(confusion, dpi=80)
         block.plots.append(confusion.name)
         pairs = experiments.confusion_pairs(aug, record.class_names)
         if pairs:
-            block.sections.append(f"**{record.name}, {backbone}: most confused pairs (CNNaug-SVM)**: " + "; ".join(
+            block.sections.append(f"**{record.name}, {backbone}: most confused pairs ({best_name})**: " + "; ".join(
                 f"{t} taken for {p} ({n}x)" for t, p, n in pairs))
         worst = np.argsort(aug.per_class, kind="stable")[:5]
         classes = np.unique(aug.y_true)
-        block.sections.append(f"**{record.name}, {backbone}: worst classes (CNNaug-SVM)**: " + ", ".join(
+        block.sections.append(f"**{record.name}, {backbone}: worst classes ({best_name})**: " + ", ".join(
             f"{record.class_names[classes[i]]} {aug.per_class[i]:.0f}%" for i in worst))
     if feats.skipped:
         block.sections.append(f"**{record.name}**: {len(feats.skipped)} unreadable image(s) skipped and reported: "
@@ -181,8 +193,7 @@ def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa
 
 def retrieval_block(record, backbone: str, opts: Options) -> Block:  # noqa: ANN001 - DatasetRecord
     """CNN (global), CNN-ss (spatial or jittered) and CNNaug-ss (+ PCA-whitening + power), and our extras."""
-    from . import datasets
-    from .retrieval import QueryExpansion, RetrievalPostprocessor, run_retrieval
+    from .retrieval import QueryExpansion, run_retrieval
 
     block = Block()
     method_ss = "spatial" if record.name in SPATIAL_SETS else "jitter"
@@ -203,6 +214,32 @@ def retrieval_block(record, backbone: str, opts: Options) -> Block:  # noqa: ANN
 
     add("CNN", run_retrieval(record, backbone, "global", extract_options=extract,
                              save_to=opts.out / f"{record.name}_{backbone}_global.npz"), "whole", {"distance": "L2"})
+    if opts.views == "whole":  # no views to search: global rows only
+        method_ss = None
+    if method_ss is not None:
+        _search_rows(record, backbone, method_ss, opts, block, add)
+    if opts.ablations and method_ss is not None and record.name in EXTRA_SPATIAL:
+        add("CNN-ss, spatial search (Oxford-style)", run_retrieval(record, backbone, "spatial", extract_options=extract),
+            "patches 30/14", {"search": "spatial"}, paper=False)
+    if opts.ablations:
+        conv = LAST_CONV.get(backbone)
+        if conv is not None:
+            for pooling in ("rmac", "gem"):
+                add(f"CNN {pooling.upper() if pooling == 'rmac' else 'GeM'} (ours)",
+                    run_retrieval(record, backbone, "global", layer=f"{conv}@{pooling}", extract_options=extract),
+                    "whole", {"pooling": pooling}, paper=False)
+        for qe in (QueryExpansion(k=3, alpha=0.0), QueryExpansion(k=3, alpha=3.0)):
+            add(f"CNN + {qe.name} (ours)", run_retrieval(record, backbone, "global", qe=qe, extract_options=extract),
+                "whole", {"query_expansion": qe.name}, paper=False)
+    return block
+
+
+def _search_rows(record, backbone: str, method_ss: str, opts: Options, block: Block, add) -> None:  # noqa: ANN001
+    """CNN-ss (spatial or jittered search) and CNNaug-ss (+ PCA-whitening learned elsewhere + power)."""
+    from . import datasets
+    from .retrieval import RetrievalPostprocessor, run_retrieval
+
+    extract = {"progress": opts.progress, "engine": opts.engine}
     views = "patches 30/14" if method_ss == "spatial" else "paper16"
     add("CNN-ss", run_retrieval(record, backbone, method_ss, extract_options=extract,
                                 save_to=opts.out / f"{record.name}_{backbone}_ss.npz"),
@@ -220,20 +257,6 @@ def retrieval_block(record, backbone: str, opts: Options) -> Block:  # noqa: ANN
                                extract_options=extract)
         add("CNNaug-ss", result, views, {"search": method_ss, "pca_dim": int(post.n_components_),
                                          "power": PAPER_AUG_POWER, "whitening_learned_on": source})
-    if opts.ablations and record.name in EXTRA_SPATIAL:
-        add("CNN-ss, spatial search (Oxford-style)", run_retrieval(record, backbone, "spatial", extract_options=extract),
-            "patches 30/14", {"search": "spatial"}, paper=False)
-    if opts.ablations:
-        conv = LAST_CONV.get(backbone)
-        if conv is not None:
-            for pooling in ("rmac", "gem"):
-                add(f"CNN {pooling.upper() if pooling == 'rmac' else 'GeM'} (ours)",
-                    run_retrieval(record, backbone, "global", layer=f"{conv}@{pooling}", extract_options=extract),
-                    "whole", {"pooling": pooling}, paper=False)
-        for qe in (QueryExpansion(k=3, alpha=0.0), QueryExpansion(k=3, alpha=3.0)):
-            add(f"CNN + {qe.name} (ours)", run_retrieval(record, backbone, "global", qe=qe, extract_options=extract),
-                "whole", {"query_expansion": qe.name}, paper=False)
-    return block
 
 
 def layer_sweep(record, backbone: str, opts: Options) -> tuple[Block, Path]:  # noqa: ANN001 - DatasetRecord
@@ -274,7 +297,8 @@ def _run_block(name: str, backbone: str, opts: Options, tasks: set[str], force: 
     from . import datasets
     from .datasets.base import DatasetMissingError
 
-    cache = opts.out / "blocks" / f"{name.replace('/', '_').replace(':', '_')}__{backbone}.json"
+    suffix = "" if opts.views == "paper16" else f"__{opts.views}"
+    cache = opts.out / "blocks" / f"{name.replace('/', '_').replace(':', '_')}__{backbone}{suffix}.json"
     if cache.is_file() and not force:
         print(f"== {name} / {backbone}: reusing {cache}")
         return Block.from_json(cache.read_text())
@@ -325,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("reproduce_results") / (args.profile if not args.dataset else "_".join(
         n.replace("/", "_").replace(":", "_") for n in args.dataset)[:80])
     out.mkdir(parents=True, exist_ok=True)
-    opts = Options(out, args.engine, args.solver, not args.no_ablations, not args.no_progress, args.seed)
+    opts = Options(out, args.engine, args.solver, not args.no_ablations, not args.no_progress, args.seed, args.views)
     records: list[ResultRecord] = []
     sections: list[str] = []
     plots: list[Path] = []
@@ -348,7 +372,8 @@ def run(args: argparse.Namespace) -> int:
     meta = report.environment_info(seed=args.seed)
     meta.update({"profile": args.profile, "backbones": backbones_, "datasets": names, "engine": args.engine,
                  "solver": args.solver, "aug_power": AUG_POWER, "seconds": round(time.time() - started, 1),
-                 "views": "paper16 = whole, 4 corner + centre crops (2/3 x 2/3), rotations +/-10 deg, mirrors"})
+                 "views": "whole image only" if args.views == "whole" else
+                 "paper16 = whole, 4 corner + centre crops (2/3 x 2/3), rotations +/-10 deg, mirrors"})
     sections.insert(0, _claims(records))
     sections.insert(1, (
         "CNNaug-SVM uses a signed square root (power 0.5, the usual choice) before the final L2; the paper's "

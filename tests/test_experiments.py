@@ -75,3 +75,48 @@ def test_confusion_pairs_count_the_mistakes():
         50.0, "mean class accuracy", 1.0, y_true=np.array([0, 0, 1, 1, 1, 2]), y_pred=np.array([0, 1, 2, 2, 1, 1]),
         scores=np.zeros((6, 3)), test_indices=np.arange(6), per_class=np.zeros(3))
     assert experiments.confusion_pairs(outcome, ["a", "b", "c"]) == [("b", "c", 2), ("a", "b", 1), ("c", "b", 1)]
+
+
+def test_dataset_boxes_are_enlarged_by_150_percent_about_their_centre(tmp_path):
+    # A 100x60 image, black everywhere except a white 20x20 square at (40, 20)-(60, 40): the bird's box. Enlarged
+    # 1.5x about its centre (50, 30) the crop is (35, 15)-(65, 45): 30x30 pixels, the white square in its middle.
+    from PIL import Image
+
+    from course_utils import features
+
+    pixels = np.zeros((60, 100, 3), np.uint8)
+    pixels[20:40, 40:60] = 255
+    Image.fromarray(pixels).save(tmp_path / "bird.png")
+    record = DatasetRecord("toy", "multiclass", tmp_path, [tmp_path / "bird.png", tmp_path / "bird.png"],
+                           labels=np.array([0, 0]), class_names=["bird"],
+                           boxes=np.array([[40.0, 20, 60, 40], [np.nan] * 4]))
+    seen = []
+
+    def fake_extract(paths, backbone, layers, views, boxes, **_):
+        seen.append(boxes)
+        raise RuntimeError("stop here")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(features, "extract", fake_extract)
+        with pytest.raises(RuntimeError, match="stop here"):
+            experiments.dataset_features(record, "efficientnet_lite0", layer="pool")
+    assert np.allclose(seen[0][0], [35, 15, 65, 45])
+    assert np.isnan(seen[0][1]).all()  # no box: the whole image
+    crop = features._crop(Image.open(tmp_path / "bird.png"), seen[0][0], tmp_path / "bird.png")
+    assert crop.size == (30, 30)
+    white = np.asarray(crop)[..., 0] == 255
+    assert white.sum() == 400 and white[5:25, 5:25].all()
+
+
+def test_enlarged_boxes_are_clipped_by_the_crop_like_enlarge_box():
+    from PIL import Image
+
+    from course_utils import augment, features
+
+    box = (70.0, 40.0, 100.0, 60.0)  # at the image's right edge: enlarging it runs off the 100x60 image
+    wide = augment.enlarge_boxes(np.array([box]), 1.5)[0]
+    crop = features._crop(Image.new("RGB", (100, 60)), wide, "x.png")
+    x0, y0, x1, y1 = augment.enlarge_box(box, 1.5, 100, 60)
+    assert crop.size == (x1 - x0, y1 - y0) == (38, 25)  # x 62.5..107.5 -> 62..100, y 35..65 -> 35..60
+    with pytest.raises(ValueError, match="shape"):
+        augment.enlarge_boxes(np.zeros((3, 3)), 1.5)

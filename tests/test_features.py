@@ -404,6 +404,7 @@ class CallCostEngines:
 def test_batch_size_probe_finds_the_fastest_and_remembers_it(tmp_path, monkeypatch, cost, best):
     # A fixed cost per call favours the larger batch; a cost growing with the batch's square favours batch 1.
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "course-cache"))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine: the result is remembered
     monkeypatch.setattr(features, "PROBE_BATCHES", {"cpu": (1, 4), "cuda": (1, 4)})
     counter = CallCostEngines(monkeypatch, cost)
     backbone = tiny_backbone()
@@ -418,10 +419,20 @@ def test_batch_size_probe_finds_the_fastest_and_remembers_it(tmp_path, monkeypat
     assert json.loads((result.cache_path / "complete.json").read_text())["batch_size"] == best
 
 
+def test_a_probe_on_a_busy_machine_is_not_remembered(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "course-cache"))
+    monkeypatch.setattr(features, "PROBE_BATCHES", {"cpu": (1, 4), "cuda": (1, 4)})
+    monkeypatch.setattr(os, "getloadavg", lambda: (40.0, 40.0, 40.0))
+    CallCostEngines(monkeypatch, lambda b: 0.01)
+    assert features.tune_batch_size(tiny_backbone(), engine="torch") == 4
+    assert not (tmp_path / "course-cache" / "batch_sizes.json").exists()
+
+
 def test_a_large_job_measures_its_batch_size(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "course-cache"))
     monkeypatch.setattr(features, "PROBE_MIN_FORWARDS", 6)
     monkeypatch.setattr(features, "PROBE_BATCHES", {"cpu": (1, 32), "cuda": (1, 32)})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     CallCostEngines(monkeypatch, lambda b: 0.01)
     paths = write_photos(tmp_path / "img", 3)
     small = run(paths, tmp_path / "cache", backbone=tiny_backbone())  # 3 forwards: below the threshold
@@ -452,9 +463,9 @@ def test_memory_stays_bounded_by_the_batch(tmp_path):
 
 
 def test_plan_workers():
-    assert plan_workers(3, "cpu", "torch", cores=2) == (0, 2)
-    assert plan_workers(500, "cpu", "torch", cores=2) == (1, 2)
-    assert plan_workers(500, "cpu", "onnxruntime", cores=2) == (1, 1)  # ONNX Runtime brings its own threads
+    assert plan_workers(3, "cpu", "torch", cores=16) == (0, 16)  # few images: no worker
+    assert plan_workers(500, "cpu", "torch", cores=2) == (0, 2)  # 2 cores: decoding between forward passes
+    assert plan_workers(500, "cpu", "onnxruntime", cores=2) == (0, 1)  # ONNX Runtime brings its own threads
     assert plan_workers(500, "cpu", "compile", cores=16) == (4, 16)
     assert plan_workers(500, "cuda", "torch", cores=16) == (8, 16)
     assert plan_workers(500, "cuda:0", "torch", cores=2) == (1, 2)

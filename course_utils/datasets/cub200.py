@@ -5,7 +5,8 @@ Protocol
 * Split: the official ``train_test_split.txt`` (1 = train: 5,994 images; 0 = test: 5,794).
 * Boxes: the paper crops every image (train *and* test) to its bird's bounding box enlarged to 150% for context, and
   uses no part annotations. ``boxes`` holds the official box as ``(x0, y0, x1, y1)`` pixels, read from
-  ``bounding_boxes.txt`` (``<id> <x> <y> <width> <height>``); the enlargement is applied by the feature extractor.
+  ``bounding_boxes.txt`` (``<id> <x> <y> <width> <height>``); the enlargement
+  (:data:`course_utils.experiments.BOX_ENLARGEMENT`) is applied when features are extracted.
 * Labels: ``image_class_labels.txt`` (1..200), stored as 0..199; names from ``classes.txt`` without the number
   prefix (``001.Black_footed_Albatross`` -> ``Black_footed_Albatross``).
 * One-vs-one linear SVMs (C = 2). Metric: mean per-class accuracy ("mean accuracy" in the paper).
