@@ -23,7 +23,9 @@ class ResultRecord:
     """One measured number: a dataset, a method (the paper's names, plus ours), a metric and its value.
 
     ``value`` is in percent for accuracy, AP and AUC, and 0 to 4 for the UKBench N-S score; ``paper`` is the paper's
-    number for the same row (same units) or ``None``.
+    number for the same row (same units) or ``None``; ``best_prior`` the best method before the CNN on that benchmark,
+    as the paper prints it (``course_utils.paper.best_prior``), on the paper's main rows; ``data`` notes how our copy
+    of the data differs from the paper's.
     """
 
     dataset: str
@@ -38,6 +40,7 @@ class ResultRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     protocol: str = ""
     data: str = ""
+    best_prior: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -109,14 +112,14 @@ def format_table(records: Sequence[ResultRecord]) -> str:
 def markdown_table(records: Sequence[ResultRecord]) -> str:
     """The same table in Markdown, with layer, views and settings so that a reader knows what each row ran."""
     lines = [
-        "| dataset | task | method | backbone | layer | views | metric | ours | paper | settings |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | task | method | backbone | layer | views | metric | ours | paper | best prior | settings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
         lines.append(
             f"| {r.dataset} | {r.task} | {r.method} | {r.backbone} | {r.layer} | {r.views} | {r.metric} | "
-            f"**{_fmt(r.value, r.metric)}** | {_fmt(r.paper, r.metric)} | {settings} |"
+            f"**{_fmt(r.value, r.metric)}** | {_fmt(r.paper, r.metric)} | {_fmt(r.best_prior, r.metric)} | {settings} |"
         )
     return "\n".join(lines)
 

@@ -119,9 +119,33 @@ def _paper_value(dataset: str, method: str, metric: str) -> float | None:
     return value
 
 
+def _best_prior(dataset: str, metric: str) -> tuple[float | None, str]:
+    """The paper's best earlier method on ``dataset`` (value in our units, and its name), or ``(None, "")``."""
+    from . import paper
+
+    name = "ukbench" if dataset == "ukbench2000" else dataset
+    row = paper.best_prior(name, "mAUC" if name == "uiuc_apascal" and "AUC" in metric else None)
+    if row is None:
+        return None, ""
+    return (paper.ukbench_percent_to_ns(row.value) if name == "ukbench" else row.value), row.method
+
+
+def _dataset_note(record, metric: str) -> str:  # noqa: ANN001 - DatasetRecord
+    """One Markdown line: the paper's table and best earlier method for this dataset, and how our data differs."""
+    value, method = _best_prior(record.name, metric)
+    parts = []
+    if value is not None:
+        shown = f"{value:.2f}" if "N-S" in metric else f"{value:.1f}"
+        parts.append(f"best method before the paper ({record.paper_table or 'the paper'}): {method}, {shown}")
+    if SUBSET_NOTES.get(record.name):
+        parts.append(SUBSET_NOTES[record.name])
+    parts.append(f"protocol: {record.protocol}" if record.protocol else "")
+    return f"**{record.name}**: " + "; ".join(p for p in parts if p) + "."
+
+
 def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa: ANN001 - DatasetRecord
     """CNN-SVM and CNNaug-SVM (and ablations) on a classification or attribute dataset."""
-    from . import experiments, viz
+    from . import experiments, notebook, viz
     from .classify import PAPER_C
 
     block = Block()
@@ -145,6 +169,7 @@ def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa
         block.records.append(ResultRecord(
             record.name, record.task, method, backbone, outcome.metric, round(outcome.value, 2),
             paper=_paper_value(record.name, method.split(" ")[0], outcome.metric) if paper else None,
+            best_prior=_best_prior(record.name, outcome.metric)[0] if paper else None,
             layer=feats.layer, views="whole" if use == "whole" else "paper16" + ("" if test_views is None else
                                                                                  f" (test: {test_views})"),
             settings=settings, protocol=record.protocol, data=data,
@@ -168,6 +193,7 @@ def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa
             if augmented:
                 row("CNNaug-SVM one-vs-one (paper's choice)", "all", AUG_POWER, multiclass="ovo", paper=False)
     aug = best
+    block.sections.append(_dataset_note(record, plain.metric))
     if plain.y_pred is not None:
         path = opts.out / f"{record.name}_{backbone}_per_class.png"
         reference = _paper_value(record.name, best_name, aug.metric)
@@ -179,6 +205,9 @@ def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa
         block.plots.append(confusion.name)
         pairs = experiments.confusion_pairs(aug, record.class_names)
         if pairs:
+            gallery = opts.out / f"{record.name}_{backbone}_confused_pairs.png"
+            _save_and_close(notebook.show_confused_pairs(record, aug, top=4), gallery)
+            block.plots.append(gallery.name)
             block.sections.append(f"**{record.name}, {backbone}: most confused pairs ({best_name})**: " + "; ".join(
                 f"{t} taken for {p} ({n}x)" for t, p, n in pairs))
         worst = np.argsort(aug.per_class, kind="stable")[:5]
@@ -207,6 +236,7 @@ def retrieval_block(record, backbone: str, opts: Options) -> Block:  # noqa: ANN
         block.records.append(ResultRecord(
             record.name, "retrieval", method, backbone, metric, round(value, 3 if ukbench else 2),
             paper=_paper_value(record.name, method, metric) if paper else None, layer=result["layer"], views=views,
+            best_prior=_best_prior(record.name, metric)[0] if paper else None,
             settings=dict(settings, seconds=round(sum(result["seconds"].values()), 1)), protocol=record.protocol,
             data=data,
         ))
@@ -214,6 +244,7 @@ def retrieval_block(record, backbone: str, opts: Options) -> Block:  # noqa: ANN
 
     add("CNN", run_retrieval(record, backbone, "global", extract_options=extract,
                              save_to=opts.out / f"{record.name}_{backbone}_global.npz"), "whole", {"distance": "L2"})
+    block.sections.append(_dataset_note(record, block.records[0].metric))
     if opts.views == "whole":  # no views to search: global rows only
         method_ss = None
     if method_ss is not None:
@@ -323,9 +354,8 @@ def _run_block(name: str, backbone: str, opts: Options, tasks: set[str], force: 
 
 
 def _claims(records: list[ResultRecord]) -> str:
-    """A per-dataset summary of the paper's two central claims, as measured here."""
-    lines = ["## The paper's two claims, as measured here", "",
-             "| dataset | backbone | baseline | ours | with augmentation / spatial search | gain |", "|---|---|---|---|---|---|"]
+    """A per-dataset summary of the paper's two central claims, as measured here ("" when no pair was run)."""
+    lines = []
     by_key: dict[tuple[str, str], dict[str, ResultRecord]] = {}
     for r in records:
         by_key.setdefault((r.dataset, r.backbone), {})[r.method] = r
@@ -334,7 +364,11 @@ def _claims(records: list[ResultRecord]) -> str:
             if base in rows and better in rows:
                 a, b = rows[base].value, rows[better].value
                 lines.append(f"| {dataset} | {backbone} | {base} | {a:.2f} | {better}: {b:.2f} | {b - a:+.2f} |")
-    return "\n".join(lines)
+    if not lines:
+        return ""
+    return "\n".join(["## The paper's two claims, as measured here", "",
+                      "| dataset | backbone | baseline | ours | with augmentation / spatial search | gain |",
+                      "|---|---|---|---|---|---|", *lines])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -359,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
             if block is None:
                 continue
             records += block.records
-            sections += block.sections
+            sections += [section for section in block.sections if section not in sections]  # notes once
             plots += [out / p for p in block.plots]
     if args.layer_sweep:
         from . import datasets
@@ -374,18 +408,27 @@ def run(args: argparse.Namespace) -> int:
                  "solver": args.solver, "aug_power": AUG_POWER, "seconds": round(time.time() - started, 1),
                  "views": "whole image only" if args.views == "whole" else
                  "paper16 = whole, 4 corner + centre crops (2/3 x 2/3), rotations +/-10 deg, mirrors"})
-    sections.insert(0, _claims(records))
-    sections.insert(1, (
+    claims = _claims(records)
+    sections[:0] = [claims] if claims else []
+    sections.insert(1 if claims else 0, (
         "CNNaug-SVM uses a signed square root (power 0.5, the usual choice) before the final L2; the paper's "
         "exponent 2 and no power step are separate rows. C: the paper's value where it gives one (2 for Flowers, "
         "MIT-67, CUB; 0.2 for VOC, H3D, UIUC), else cross-validated on the training split only."
     ))
-    paths = report.write_report(records, out, title=f"Reproducing CNN Features off-the-shelf ({args.profile})",
+    what = ", ".join(names) if args.dataset else f"profile {args.profile}"
+    paths = report.write_report(records, out, title=f"Reproducing CNN Features off-the-shelf ({what})",
                                 meta=meta, sections=sections, plots=plots)
     print()
     print(report.format_table(records))
     print(f"\nDone in {time.time() - started:.0f} s. Report: {paths['markdown']}  Results: {paths['json']}")
     return 0
+
+
+def _save_and_close(figure, path: Path) -> None:  # noqa: ANN001 - a pyplot Figure
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
 
 
 def _size_plot(records: list[ResultRecord], out: Path) -> list[Path]:

@@ -124,19 +124,27 @@ def plot_layer_sweep(layers: Sequence[str], values: Sequence[float], metric: str
 
 def plot_bars(labels: Sequence[str], values: Sequence[float], ylabel: str, title: str = "",
               reference: float | None = None, reference_label: str = "") -> Figure:
-    """A simple labelled bar chart (e.g. accuracy against power exponent or network size)."""
-    fig = Figure(figsize=(max(4, 1.2 * len(labels)), 3.2))
+    """A simple labelled bar chart (e.g. accuracy against power exponent or network size).
+
+    The y-axis starts a little below the lowest bar (or the ``reference`` line, which is always shown), long labels
+    are slanted so that they do not overlap, and a long title wraps.
+    """
+    import textwrap
+
+    fig = Figure(figsize=(max(4.5, 1.3 * len(labels)), 3.4))
     ax = fig.subplots()
     bars = ax.bar(np.arange(len(labels)), values, color="#1f77b4")
     ax.bar_label(bars, fmt="%.1f", fontsize=8)
     if reference is not None:
         ax.axhline(reference, color="#d62728", linestyle=":", label=reference_label)
-        ax.legend(loc="lower right")
-    ax.set_xticks(np.arange(len(labels)), list(labels))
+        ax.legend(loc="lower right", fontsize=8)
+    slanted = max((len(str(label)) for label in labels), default=0) > 10
+    ax.set_xticks(np.arange(len(labels)), list(labels), rotation=20 if slanted else 0, ha="right" if slanted else "center")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    low = min(values) if len(values) else 0
-    ax.set_ylim(max(0, low - 10), min(100, max(values) + 5) if len(values) else 100)
+    ax.set_title("\n".join(textwrap.wrap(title, 48)), fontsize=10)
+    shown = list(values) + ([reference] if reference is not None else [])
+    if shown:
+        ax.set_ylim(max(0, min(shown) - 10), min(100, max(shown) + 5))
     fig.tight_layout()
     return fig
 

@@ -13,7 +13,7 @@ from course_utils.report import ResultRecord
 def _records():
     return [
         ResultRecord("flowers102", "fine-grained", "CNN-SVM", "efficientnet_lite0", "mean class accuracy", 89.83,
-                     paper=74.7, layer="pool", views="whole", settings={"C": 2.0}),
+                     paper=74.7, layer="pool", views="whole", settings={"C": 2.0}, best_prior=80.7),
         ResultRecord("ukbench2000", "retrieval", "CNN", "efficientnet_lite0", "N-S score (0-4)", 3.716),
     ]
 
@@ -23,13 +23,13 @@ def test_write_report_round_trips_and_names_everything(tmp_path):
     payload = json.loads(paths["json"].read_text())
     assert payload["meta"]["profile"] == "demo"
     assert [r["dataset"] for r in payload["results"]] == ["flowers102", "ukbench2000"]
-    for key in ("dataset", "task", "method", "backbone", "metric", "value", "paper"):
+    for key in ("dataset", "task", "method", "backbone", "metric", "value", "paper", "best_prior"):
         assert key in payload["results"][0]
     assert report.read_results(paths["json"]) == _records()
     markdown = paths["markdown"].read_text()
     assert "| flowers102 | fine-grained | CNN-SVM | efficientnet_lite0 | pool | whole | mean class accuracy | " \
-           "**89.8** | 74.7 | C=2.0 |" in markdown
-    assert "| **3.72** | – |" in markdown  # N-S scores keep two decimals, no paper number
+           "**89.8** | 74.7 | 80.7 | C=2.0 |" in markdown
+    assert "| **3.72** | – | – |" in markdown  # N-S scores keep two decimals, no paper number, no best prior
     assert paths["plot"].stat().st_size > 1000 and "![paper_vs_ours](paper_vs_ours.png)" in markdown
     assert not list(tmp_path.glob(".*.tmp"))
 
