@@ -192,28 +192,27 @@ def classification_block(record, backbone: str, opts: Options) -> Block:  # noqa
             row("CNN-SVM one-vs-one (paper's choice)", "whole", None, multiclass="ovo", paper=False)
             if augmented:
                 row("CNNaug-SVM one-vs-one (paper's choice)", "all", AUG_POWER, multiclass="ovo", paper=False)
-    aug = best
     block.sections.append(_dataset_note(record, plain.metric))
     if plain.y_pred is not None:
         path = opts.out / f"{record.name}_{backbone}_per_class.png"
-        reference = _paper_value(record.name, best_name, aug.metric)
-        viz.plot_per_class(aug.per_class, [record.class_names[c] for c in np.unique(aug.y_true)], reference,
+        reference = _paper_value(record.name, best_name, best.metric)
+        viz.plot_per_class(best.per_class, [record.class_names[c] for c in np.unique(best.y_true)], reference,
                            f"paper {best_name}").savefig(path, dpi=90)
         block.plots.append(path.name)
         confusion = opts.out / f"{record.name}_{backbone}_confusion.png"
-        viz.plot_confusion(aug.y_true, aug.y_pred, record.class_names).savefig(confusion, dpi=80)
+        viz.plot_confusion(best.y_true, best.y_pred, record.class_names).savefig(confusion, dpi=80)
         block.plots.append(confusion.name)
-        pairs = experiments.confusion_pairs(aug, record.class_names)
+        pairs = experiments.confusion_pairs(best, record.class_names)
         if pairs:
             gallery = opts.out / f"{record.name}_{backbone}_confused_pairs.png"
-            _save_and_close(notebook.show_confused_pairs(record, aug, top=4), gallery)
+            _save_and_close(notebook.show_confused_pairs(record, best, top=4), gallery)
             block.plots.append(gallery.name)
             block.sections.append(f"**{record.name}, {backbone}: most confused pairs ({best_name})**: " + "; ".join(
                 f"{t} taken for {p} ({n}x)" for t, p, n in pairs))
-        worst = np.argsort(aug.per_class, kind="stable")[:5]
-        classes = np.unique(aug.y_true)
+        worst = np.argsort(best.per_class, kind="stable")[:5]
+        classes = np.unique(best.y_true)
         block.sections.append(f"**{record.name}, {backbone}: worst classes ({best_name})**: " + ", ".join(
-            f"{record.class_names[classes[i]]} {aug.per_class[i]:.0f}%" for i in worst))
+            f"{record.class_names[classes[i]]} {best.per_class[i]:.0f}%" for i in worst))
     if feats.skipped:
         block.sections.append(f"**{record.name}**: {len(feats.skipped)} unreadable image(s) skipped and reported: "
                               + "; ".join(f"{p} ({why})" for p, why in feats.skipped[:10]))
