@@ -106,28 +106,34 @@ class Options:
     views: str = "paper16"  # "whole": whole image only, no augmented rows
 
 
+def _paper_key(dataset: str, metric: str) -> tuple[str, str | None]:
+    """The paper's name for ``dataset`` and the paper metric that matches ours (``None``: its only one)."""
+    name = "ukbench" if dataset == "ukbench2000" else dataset
+    return name, "mAUC" if name == "uiuc_apascal" and "AUC" in metric else None
+
+
+def _in_our_units(name: str, value: float) -> float:
+    """A paper number in our units: Table 7's UKBench percentages become N-S scores."""
+    from . import paper
+
+    return paper.ukbench_percent_to_ns(value) if name == "ukbench" else value
+
+
 def _paper_value(dataset: str, method: str, metric: str) -> float | None:
     from . import paper
 
-    name = "ukbench" if dataset == "ukbench2000" else dataset
-    if name == "uiuc_apascal" and "AUC" in metric:
-        value = paper.lookup(name, method, "mAUC")
-    else:
-        value = paper.lookup(name, method)
-    if value is not None and name == "ukbench":
-        return paper.ukbench_percent_to_ns(value)
-    return value
+    name, paper_metric = _paper_key(dataset, metric)
+    value = paper.lookup(name, method, paper_metric)
+    return None if value is None else _in_our_units(name, value)
 
 
 def _best_prior(dataset: str, metric: str) -> tuple[float | None, str]:
     """The paper's best earlier method on ``dataset`` (value in our units, and its name), or ``(None, "")``."""
     from . import paper
 
-    name = "ukbench" if dataset == "ukbench2000" else dataset
-    row = paper.best_prior(name, "mAUC" if name == "uiuc_apascal" and "AUC" in metric else None)
-    if row is None:
-        return None, ""
-    return (paper.ukbench_percent_to_ns(row.value) if name == "ukbench" else row.value), row.method
+    name, paper_metric = _paper_key(dataset, metric)
+    row = paper.best_prior(name, paper_metric)
+    return (None, "") if row is None else (_in_our_units(name, row.value), row.method)
 
 
 def _dataset_note(record, metric: str) -> str:  # noqa: ANN001 - DatasetRecord
