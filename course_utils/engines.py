@@ -194,10 +194,12 @@ class OnnxRuntimeEngine(Engine):
 # ---------------------------------------------------------------------------------------------------- building
 
 
-def available_engines() -> list[str]:
-    """Names of the engines that can run here (``torch`` always; ``onnxruntime`` when installed; ``compile``)."""
+def available_engines(device: str = "cpu") -> list[str]:
+    """Names of the engines that can run on ``device`` here: ``torch`` always; ``onnxruntime`` when installed (on a
+    GPU only when its build has the CUDA provider; the plain build would run on the CPU); ``compile``."""
     names = ["torch"]
-    if _import_onnxruntime() is not None:
+    ort = _import_onnxruntime()
+    if ort is not None and (not device.startswith("cuda") or "CUDAExecutionProvider" in ort.get_available_providers()):
         names.append("onnxruntime")
     if hasattr(torch, "compile"):
         names.append("compile")
@@ -272,6 +274,8 @@ def _torch_engine(backbone: Backbone, layers: list[str], device: str, channels_l
     module = backbone.extractor(layers).to(device)
     module = module.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     kind = "cuda" if device.startswith("cuda") else "cpu"
+    if kind == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN time its algorithms once per shape
     batch = GPU_BATCH if kind == "cuda" else PREFERRED_BATCH[(cls.name, "cpu")]
     return cls(module, layers=layers, device=device, channels_last=channels_last, preferred_batch_size=batch,
                input_size=backbone.input_size, reason=reason)
@@ -538,7 +542,8 @@ def bench_forward(
 ) -> list[dict]:
     """Forward-pass throughput of each engine, batch size and memory format, on random inputs (no decoding).
 
-    ``layers``: default ``[backbone.default_layer]``. ``engines``: default every engine available except
+    ``layers``: default ``[backbone.default_layer]``. ``engines``: default every engine available on the
+    backbone's device except
     ``compile`` (whose compilation alone takes minutes on a 2-core CPU; name it to include it: it is measured at its
     compiled batch size only). ``torch`` is measured in both memory formats, ``contiguous`` and ``channels_last``;
     ``onnxruntime`` takes NCHW (``contiguous``).
@@ -551,7 +556,8 @@ def bench_forward(
     the name it really ran with. :func:`speedup` turns the rows into ``ort_vs_torch``.
     """
     layers = list(layers or [backbone.default_layer])
-    engines = list(engines) if engines is not None else [e for e in available_engines() if e != "compile"]
+    device = str(next(backbone.model.parameters()).device)
+    engines = list(engines) if engines is not None else [e for e in available_engines(device) if e != "compile"]
     unknown = [e for e in engines if e not in ENGINES or e == "auto"]
     if unknown:
         raise ValueError(f"bench_forward() got unknown engine(s) {unknown}; choose from torch, onnxruntime, compile.")
@@ -598,6 +604,7 @@ def _images_per_second(engine: Engine, batch_size: int, seconds: float, repeats:
     other work on the machine can only slow a run down, so the fastest run is the best estimate of the engine."""
     generator = torch.Generator().manual_seed(1)
     batch = torch.randn(batch_size, 3, engine.input_size, engine.input_size, generator=generator)
+    batch = batch.to(engine.device)  # ready tensors: on a GPU the copy from the host is the pipeline's cost, not this
     engine(batch)  # warm-up: first-call allocations, lazy initialisation
     best = 0.0
     for _ in range(repeats):

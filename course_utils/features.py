@@ -3,10 +3,11 @@
 Every table of the course is computed from :func:`extract`, so it is built to be run once and read many times:
 
 * **Decode once, cut every view.** A DataLoader worker opens each image once (:func:`course_utils.imageio.open_rgb`),
-  crops its box if any, cuts all its views (:mod:`course_utils.augment`), applies the backbone's transform and hands
-  over one ``(V, C, H, W)`` tensor; the main process runs the network on batches of views while the worker decodes the
-  next images (on a 2-core CPU the main process decodes between forward passes instead, which measured faster:
-  :func:`plan_workers`; the measurements are in ``benchmarks/README.md``).
+  crops its box if any, cuts all its views (:mod:`course_utils.augment`), resizes them and hands over one
+  ``(V, C, H, W)`` uint8 tensor (:func:`view_loader`), normalised to float32 where the network runs; the main
+  process runs the network on batches of views while the workers decode the next images (on a 2-core CPU the main
+  process decodes between forward passes instead, which measured faster: :func:`plan_workers`; the measurements are
+  in ``benchmarks/README.md``).
 * **Batch size by measurement.** The fastest batch depends on the network, the engine and the machine (on a 2-core
   CPU, PyTorch ran EfficientNet-Lite0 faster at batch 1 than at 32 in one memory format and the other way round in
   the other), so :func:`tune_batch_size` times the candidates once per machine and remembers the winner.
@@ -63,6 +64,7 @@ PROBE_MIN_FORWARDS = 2000  # a job this large (in view-forwards) measures its ba
 PROBE_ROUNDS = 3
 ON_ERROR = ("raise", "skip")
 _FEATURES_DIR = "features"
+MAX_GPU_WORKERS = 16  # decoding workers feeding a GPU (each holds a copy of the dataset's paths and its own buffers)
 _MIN_IMAGES_FOR_WORKERS = 8  # below this, forking a decoding worker costs more than it saves
 
 
@@ -177,7 +179,8 @@ def plan_workers(n_images: int, device: str, engine: str = "torch", cores: int |
     name as built: ``torch``, ``compile`` or ``onnxruntime``) and ``cores`` CPU cores.
 
     * Few images: no worker (forking one costs more than it saves).
-    * GPU: the main process only feeds the card, so all but one core decode (at most 8 workers).
+    * GPU: the main process only feeds the card, so all but one core decode (at most :data:`MAX_GPU_WORKERS`):
+      one core decodes a few hundred photos a second, a GPU runs a ResNet-50 through thousands.
     * CPU with 2 cores or fewer: no worker. Decoding in the main process, between forward passes, measured faster
       than a worker decoding alongside them (EfficientNet-Lite0 and ResNet-50, ONNX Runtime and PyTorch, 1 and 16
       views; ``benchmarks/README.md``): the network's threads already use both cores, and a third busy thread makes
@@ -192,7 +195,7 @@ def plan_workers(n_images: int, device: str, engine: str = "torch", cores: int |
     if n_images < _MIN_IMAGES_FOR_WORKERS:
         return 0, threads
     if device.startswith("cuda"):
-        return max(1, min(cores - 1, 8)), threads
+        return max(1, min(cores - 1, MAX_GPU_WORKERS)), threads
     return (0 if cores <= 2 else max(1, cores // 4)), threads
 
 
@@ -305,7 +308,10 @@ class _ImageViews(Dataset):
     """
 
     def __init__(self, paths, start, spec, transform, boxes) -> None:
-        self.paths, self.start, self.spec, self.transform, self.boxes = paths, start, spec, transform, boxes
+        self.paths, self.start, self.spec, self.boxes = paths, start, spec, boxes
+        # With a two-part transform (backbones.SquashTransform) the views travel as uint8 and are normalised where
+        # the network runs (:func:`_normalised`); any other callable runs whole here.
+        self.transform = getattr(transform, "resize", transform)
         self.mirror_by_flip: bool | None = None  # decided on the first image (in each worker)
 
     def __len__(self) -> int:
@@ -322,7 +328,7 @@ class _ImageViews(Dataset):
         return index, self._view_tensors(image), None
 
     def _view_tensors(self, image: Image.Image) -> torch.Tensor:
-        """``(V, C, H, W)``: every view, transformed. A spec whose second half mirrors its first (``mirror`` and
+        """``(V, C, H, W)``: every view, transformed (uint8 when the transform has a ``resize`` half). A spec whose second half mirrors its first (``mirror`` and
         ``base_views``, as :class:`~course_utils.augment.Jitter`) has only its first half transformed and the tensors
         flipped, when the transform commutes exactly with the flip (a resize and a per-pixel normalisation do)."""
         if getattr(self.spec, "mirror", False) and hasattr(self.spec, "base_views"):
@@ -344,6 +350,36 @@ def _crop(image: Image.Image, box: np.ndarray, path: Path) -> Image.Image:
             path, f"its box {tuple(float(v) for v in box)} leaves less than 2x2 pixels of the {width}x{height} image"
         )
     return image.crop((x0, y0, x1, y1))
+
+
+def view_loader(
+    paths: Sequence[Path],
+    backbone: backbones.Backbone,
+    spec: augment.ViewSpec,
+    *,
+    images_per_batch: int,
+    num_workers: int,
+    pin_memory: bool = False,
+    boxes: np.ndarray | None = None,
+    start: int = 0,
+) -> DataLoader:
+    """The decoding half of :func:`extract`: batches ``(image indices, views, {index: reason})`` of images
+    ``start..``, each image decoded once and all its views cut from it (``(n_good * V, 3, S, S)`` uint8 for the
+    registry's backbones, whose transform has a ``resize`` half; float32 otherwise; ``None`` when no image of the batch
+    could be read). ``bench extract`` iterates it alone to measure the decoding ceiling."""
+    return DataLoader(
+        _ImageViews(paths, start, spec, backbone.transform, boxes),
+        batch_size=images_per_batch, num_workers=num_workers, collate_fn=_collate, pin_memory=pin_memory,
+        persistent_workers=False,
+    )
+
+
+def _normalised(pixels: torch.Tensor, transform, device: str) -> torch.Tensor:
+    """The loader's views as the network's float32 input, on ``device``: uint8 views are copied there first (a quarter
+    of the bytes of float32) and normalised there."""
+    if pixels.dtype != torch.uint8:
+        return pixels
+    return transform.normalize(pixels.to(device, non_blocking=True))
 
 
 def _collate(items):
@@ -451,11 +487,9 @@ class _Run:
         batch = batch or forward.preferred_batch_size
         self.settings = {"engine": getattr(forward, "name", self.engine_name), "batch_size": batch,
                          "workers": workers, "threads": threads}
-        loader = DataLoader(
-            _ImageViews(self.paths, start, self.spec, self.backbone.transform, self.boxes),
-            batch_size=max(1, batch // n_views), num_workers=workers, collate_fn=_collate,
-            pin_memory=self.device.startswith("cuda"), persistent_workers=False,
-        )
+        loader = view_loader(self.paths, self.backbone, self.spec, images_per_batch=max(1, batch // n_views),
+                             num_workers=workers, pin_memory=self.device.startswith("cuda"), boxes=self.boxes,
+                             start=start)
         done, last_checkpoint = start, time.monotonic()
         bar = _progress_bar(n_images, start, self.progress, f"{self.backbone.name} {','.join(self.layers)}")
         if self.progress and getattr(forward, "reason", ""):
@@ -491,6 +525,7 @@ class _Run:
     def _forward(self, forward, pixels: torch.Tensor | None, batch: int) -> dict[str, np.ndarray | None]:
         if pixels is None:
             return {layer: None for layer in self.layers}
+        pixels = _normalised(pixels, self.backbone.transform, self.device)
         chunks = [forward(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]
         return {layer: np.concatenate([chunk[k] for chunk in chunks]) for k, layer in enumerate(self.layers)}
 

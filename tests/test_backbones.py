@@ -92,6 +92,52 @@ def test_torchvision_weights_offline_give_a_clear_error(monkeypatch):
     assert "alexnet-owt-7be5be79.pth" in message and "checkpoints" in message
 
 
+def _reference_transform(size, mean, std):
+    """The torchvision v2 pipeline that ``make_transform`` reproduces operation for operation."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([
+        v2.PILToTensor(),
+        v2.Resize((size, size), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(mean), std=list(std)),
+    ])
+
+
+@pytest.mark.parametrize("size, mean, std", [(224, backbones.IMAGENET_MEAN, backbones.IMAGENET_STD),
+                                             (260, backbones.LITE_MEAN, backbones.LITE_STD)])
+def test_transform_gives_torchvisions_pixels_bit_for_bit(chelsea, coffee, size, mean, std):
+    import pickle
+
+    fast = pickle.loads(pickle.dumps(backbones.make_transform(size, mean, std)))  # DataLoader workers pickle it
+    for image in (chelsea, coffee, chelsea.resize((37, 301)), chelsea.crop((10, 20, 410, 120))):
+        got, expected = fast(image), _reference_transform(size, mean, std)(image)
+        assert got.shape == (3, size, size) and got.dtype == torch.float32 and got.is_contiguous()
+        assert torch.equal(got, expected)
+    grey = chelsea.convert("L")
+    assert torch.equal(fast(grey), _reference_transform(size, mean, std)(grey.convert("RGB")))
+
+
+def test_transform_halves_give_uint8_then_the_same_floats(chelsea):
+    transform = backbones.make_transform(224, backbones.IMAGENET_MEAN, backbones.IMAGENET_STD)
+    pixels = transform.resize(chelsea.convert("L"))
+    assert pixels.shape == (3, 224, 224) and pixels.dtype == torch.uint8 and pixels.is_contiguous()
+    assert torch.equal(pixels[0], pixels[2])  # grey copied to the three channels
+    batch = torch.stack([transform.resize(chelsea), pixels])
+    assert torch.equal(transform.normalize(batch)[0], transform(chelsea))
+    # one value by hand: (v / 255 - mean) / std, channel by channel
+    v = int(batch[0, 1, 10, 20])
+    expected = (v * (1.0 / 255) - backbones.IMAGENET_MEAN[1]) / backbones.IMAGENET_STD[1]
+    assert float(transform.normalize(batch)[0, 1, 10, 20]) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="uint8 tensors of resize"):
+        transform.normalize(batch.float())
+
+
+def test_transform_refuses_a_zero_std():
+    with pytest.raises(ValueError, match=r"std \[0.5, 0.0, 0.5\] has a zero"):
+        backbones.make_transform(224, (0.5, 0.5, 0.5), (0.5, 0.0, 0.5))
+
+
 def test_transform_squashes_to_the_input_size(lite0, chelsea):
     tensor = lite0.transform(chelsea.resize((300, 100)))
     assert tensor.shape == (3, 224, 224)

@@ -135,6 +135,22 @@ def test_shapes_dtypes_and_values_match_a_direct_forward_pass(tmp_path):
         result["pool"]
 
 
+def test_view_loader_hands_over_uint8_views_normalised_where_the_network_runs(tmp_path):
+    paths = write_photos(tmp_path / "img", 3)
+    backbone = tiny_backbone()
+    spec = augment.get_views("mirror")
+    indices, pixels, reasons = next(iter(features.view_loader(paths, backbone, spec, images_per_batch=3,
+                                                              num_workers=0)))
+    assert indices == [0, 1, 2] and reasons == {}
+    assert pixels.shape == (6, 3, 16, 16) and pixels.dtype == torch.uint8  # a quarter of float32's bytes
+    expected = torch.stack([backbone.transform(view) for path in paths for view in spec(open_rgb(path))])
+    assert torch.equal(backbone.transform.normalize(pixels), expected)
+    # A transform without the two halves runs whole in the loader: float32 comes out.
+    backbone.transform = CountingTransform(backbone.transform)
+    _, pixels, _ = next(iter(features.view_loader(paths, backbone, spec, images_per_batch=3, num_workers=0)))
+    assert pixels.dtype == torch.float32 and torch.equal(pixels, expected)
+
+
 class CountingTransform:
     """A backbone transform that counts its calls, optionally looking only at the left part of each image."""
 
@@ -467,7 +483,8 @@ def test_plan_workers():
     assert plan_workers(500, "cpu", "torch", cores=2) == (0, 2)  # 2 cores: decoding between forward passes
     assert plan_workers(500, "cpu", "onnxruntime", cores=2) == (0, 1)  # ONNX Runtime brings its own threads
     assert plan_workers(500, "cpu", "compile", cores=16) == (4, 16)
-    assert plan_workers(500, "cuda", "torch", cores=16) == (8, 16)
+    assert plan_workers(500, "cuda", "torch", cores=16) == (15, 16)  # all but one core decode for a GPU
+    assert plan_workers(500, "cuda", "torch", cores=64) == (features.MAX_GPU_WORKERS, 64)
     assert plan_workers(500, "cuda:0", "torch", cores=2) == (1, 2)
 
 

@@ -1,20 +1,29 @@
 """Benchmark: feature-extraction throughput and memory, our pipeline against a naive loop and the forward pass alone.
 
-``python -m course_utils bench extract --backbone NAME --images N [--views 1|2|16] [--pretrained | --random]``
+``python -m course_utils bench extract --backbone NAME --images N [--views 1|2|16] [--pretrained | --random]
+[--device cpu|cuda]``
 
-It writes ``N`` JPEG photographs (500 x 375 crops of scikit-image's sample photos, quality 90) into a temporary
-folder, then measures on this machine, in this one run:
+It writes ``N`` JPEG photographs (500 x 375 crops of scikit-image's sample photos, quality 90; beyond the first
+:data:`DISTINCT_PHOTOS` they are byte copies, which cost the same to decode and much less to make) into a temporary
+folder, then measures on this machine and device (default: the GPU when there is one), in this one run:
 
 (a) **naive**: the loop a learner writes first: for each file, ``PIL.Image.open``, convert to RGB, cut the views,
-    apply the backbone's transform and run PyTorch on one view at a time (``torch.no_grad``, default threads);
+    apply the backbone's transform and run PyTorch on one view at a time (``torch.no_grad``, default threads,
+    float32; on a GPU each view is copied there and its features back), over the first ``--naive-images`` files;
 (b) **pipeline**: :func:`course_utils.features.extract` end to end on the JPEG files into a fresh cache folder
     (decoding worker, batching, the chosen engine, memory-mapped writes), with the batch size that
     :func:`course_utils.features.tune_batch_size` measured (once per machine, then remembered; the probe's time is
     printed, not counted) and the engine it built;
-(c) **forward bound**: the forward pass alone on ready tensors, the best over engines, batch sizes and memory formats:
+(c) **forward bound**: the forward pass alone on ready tensors (already on the device), the best over engines, batch
+    sizes and memory formats:
     a sweep of them all (:func:`course_utils.engines.bench_forward`, ``--batch-sizes``), then each engine's best
     configuration again in every round; the highest figure of all counts. What the pipeline would reach if decoding
-    were free.
+    were free;
+(d) **decoding alone**: the pipeline's loader with its workers and no network, the other ceiling; with no worker
+    (a 2-core CPU) decoding and the network take turns, so the pipeline's best is ``1 / (1/c + 1/d)``, else
+    ``min(c, d)``; the figure printed says how close the pipeline comes;
+(e) on a GPU, **nvJPEG**: the same files decoded on the GPU in batches and resized, to see whether GPU decoding
+    could feed the network faster than the CPU's cores.
 
 Other programs' load comes and goes, so (c), (a) and (b) are measured in ``--rounds`` interleaved rounds and each
 keeps its best (the bound also keeps the sweep's best, so that noise can only raise it). Rates count images; with
@@ -47,6 +56,8 @@ from ..config import DEFAULT_BACKBONE
 
 VIEWS = {1: "whole", 2: "mirror", 16: "paper16"}
 PHOTO_SIZE = (500, 375)
+NVJPEG_BATCH = 128
+DISTINCT_PHOTOS = 256  # photos cut and encoded; the rest are byte copies of them (a GPU run needs thousands)
 SOURCE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
 
 
@@ -64,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="random weights: same speed, no download (default)")
     parser.set_defaults(pretrained=False)
     parser.add_argument("--engine", default="auto", help="engine of the pipeline (default auto)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when a GPU is usable, else cpu)")
+    parser.add_argument("--naive-images", type=int, default=None,
+                        help="time the naive loop on the first N images only (default: all; it is slow on a GPU run)")
     parser.add_argument("--batch-sizes", default="1,8,16,32", help="batch sizes of the forward bound (default 1,8,16,32)")
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per forward measurement (default 2)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -74,7 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
-    """``count`` JPEG files of ``PHOTO_SIZE``: random crops (and mirrors) of scikit-image's sample photographs."""
+    """``count`` JPEG files of ``PHOTO_SIZE``: random crops (and mirrors) of scikit-image's sample photographs; files
+    after the first :data:`DISTINCT_PHOTOS` are byte copies of those."""
+    import shutil
+
     from PIL import Image
     from skimage import data
 
@@ -86,6 +103,9 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
+        if i >= DISTINCT_PHOTOS:
+            paths.append(Path(shutil.copyfile(paths[i % DISTINCT_PHOTOS], folder / f"photo{i:05d}.jpg")))
+            continue
         source = sources[i % len(sources)]
         scale = max(width / source.width, height / source.height) * rng.uniform(1.0, 1.6)
         resized = source.resize((round(source.width * scale), round(source.height * scale)), Image.Resampling.BILINEAR)
@@ -99,17 +119,19 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
 
 
 def naive_images_per_second(paths: list[Path], backbone, layer: str, spec) -> float:
-    """(a): open, convert, cut views, transform and forward one view at a time, as a first notebook would."""
+    """(a): open, convert, cut views, transform and forward one view at a time, as a first notebook would (on the
+    backbone's device: each view goes there, its features come back)."""
     import torch
     from PIL import Image
 
     model = backbone.extractor([layer]).to(memory_format=torch.contiguous_format)
+    device = next(backbone.model.parameters()).device
     started = time.perf_counter()
     with torch.no_grad():
         for path in paths:
             image = Image.open(path).convert("RGB")
             for view in spec(image):
-                model(backbone.transform(view).unsqueeze(0))
+                [output.cpu() for output in model(backbone.transform(view).unsqueeze(0).to(device))]
     return len(paths) / (time.perf_counter() - started)
 
 
@@ -118,12 +140,56 @@ def forward_images_per_second(engine, batch: int, views: int, input_size: int, n
     import torch
 
     pixels = torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    pixels = pixels.to(engine.device)  # ready tensors, already where the network runs
     engine(pixels)  # warm-up
     calls = max(2, math.ceil(views / batch))
     started = time.perf_counter()
     for _ in range(calls):
         engine(pixels)
     return calls * batch / (time.perf_counter() - started) / n_views
+
+
+def decode_images_per_second(paths: list[Path], backbone, spec, workers: int, images_per_batch: int,
+                             device: str) -> float:
+    """(d): the pipeline's own loader (:func:`course_utils.features.view_loader`) iterated with no network: how many
+    images a second decoding and view cutting can supply with these workers; the pipeline cannot beat it."""
+    from .. import features
+
+    loader = features.view_loader(paths, backbone, spec, images_per_batch=images_per_batch, num_workers=workers,
+                                  pin_memory=device.startswith("cuda"))
+    started = time.perf_counter()
+    for _ in loader:
+        pass
+    return len(paths) / (time.perf_counter() - started)
+
+
+def nvjpeg_images_per_second(paths: list[Path], size: int, device: str, limit: int = 4096) -> float:
+    """(e), GPU only: decode the first ``limit`` files (read beforehand) with nvJPEG in batches and resize them to the
+    network's input, for comparison with (d): could decoding on the GPU feed the network faster than the CPU cores?
+    (With ``device="cpu"`` the same code runs torchvision's CPU decoder.)"""
+    import torch
+    from torchvision.io import decode_jpeg, read_file
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    encoded = [read_file(str(path)) for path in paths[:limit]]
+
+    def decode(chunk) -> torch.Tensor:
+        images = decode_jpeg(chunk, device=device)
+        return torch.stack([F.resize_image(image, [size, size], interpolation=InterpolationMode.BILINEAR,
+                                           antialias=True) for image in images])
+
+    def synchronize() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+
+    decode(encoded[:NVJPEG_BATCH])  # warm-up: nvJPEG handles, kernels
+    synchronize()
+    started = time.perf_counter()
+    for start in range(0, len(encoded), NVJPEG_BATCH):
+        decode(encoded[start : start + NVJPEG_BATCH])
+    synchronize()
+    return len(encoded) / (time.perf_counter() - started)
 
 
 def pipeline_images_per_second(paths: list[Path], backbone, layer: str, spec, engine: str, cache: Path) -> float:
@@ -143,16 +209,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pipeline_only:
         return _pipeline_only(args)
-    if args.images < 1 or args.rounds < 1:
-        raise SystemExit("--images and --rounds must be at least 1.")
+    if args.images < 1 or args.rounds < 1 or (args.naive_images is not None and args.naive_images < 1):
+        raise SystemExit("--images, --naive-images and --rounds must be at least 1.")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     spec = augment.get_views(VIEWS[args.views])
-    backbone = backbones.load(args.backbone, pretrained=args.pretrained)
+    device = config.device(args.device)
+    backbone = backbones.load(args.backbone, pretrained=args.pretrained, device=device)
     layer = args.layer or backbone.default_layer
     cores = config.cpu_count()
     print(f"bench extract: {backbone.name} ({'pretrained' if args.pretrained else 'random'} weights), layer {layer}, "
           f"{args.images} JPEG images {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, {spec.n_views} view(s) ({spec.name}), "
-          f"{cores} CPU cores, torch {torch.__version__}, load average {_load_average()}")
+          f"{cores} CPU cores, device {_device_name(device)}, torch {torch.__version__}, load average {_load_average()}")
 
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         paths = write_photos(Path(tmp) / "images", args.images, args.seed)
@@ -186,12 +253,21 @@ def run(args: argparse.Namespace) -> int:
                                                  backbone.input_size, spec.n_views)
                 forward_sources.append((rate, f"round {attempt + 1}: {_config(finalists[name])}"))
             rates["forward"].append(max(rate for rate, _ in forward_sources[-len(bounds):]))
-            rates["naive"].append(naive_images_per_second(paths, naive_backbone, layer, spec))
+            rates["naive"].append(naive_images_per_second(paths[: args.naive_images], naive_backbone, layer, spec))
             rates["pipeline"].append(pipeline_images_per_second(
                 paths, backbone, layer, spec, args.engine, Path(tmp) / f"cache{attempt}"))
         naive, pipeline = max(rates["naive"]), max(rates["pipeline"])
         forward, forward_source = max(forward_sources)
         report = _pipeline_in_subprocess(args, Path(tmp) / "images", layer, Path(tmp) / "report.json")
+        decoding = max(decode_images_per_second(paths, backbone, spec, report["workers"],
+                                                max(1, report["batch_size"] // spec.n_views), device)
+                       for _ in range(args.rounds))
+        nvjpeg = None
+        if device.startswith("cuda"):
+            try:
+                nvjpeg = f"{nvjpeg_images_per_second(paths, backbone.input_size, device):.2f} images/s"
+            except Exception as err:  # an optional comparison: a torchvision without GPU decoding must not end the run
+                nvjpeg = f"not available ({type(err).__name__}: {err})"
 
     def listed(key: str) -> str:
         return ", ".join(f"{rate:.2f}" for rate in rates[key])
@@ -202,6 +278,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"(b) pipeline: {pipeline:.2f} images/s (rounds: {listed('pipeline')}); engine {report['engine']}, "
           f"batch {report['batch_size']} views, {report['workers']} decoding worker(s), {report['threads']} torch "
           f"thread(s)")
+    print(f"(d) decoding alone: {decoding:.2f} images/s (the pipeline's loader with its {report['workers']} "
+          f"worker(s) and nothing else: open, cut {spec.n_views} view(s), resize)")
+    if report["workers"] == 0:
+        serial = 1 / (1 / forward + 1 / decoding)
+        print(f"    decoding and the network take turns in one process: at best 1 / (1/(c) + 1/(d)) = {serial:.2f} "
+              f"images/s; the pipeline reaches {pipeline / serial:.2f} of that")
+    else:
+        print(f"    workers decode while the network runs: at best min((c), (d)) = {min(forward, decoding):.2f} "
+              f"images/s; the pipeline reaches {pipeline / min(forward, decoding):.2f} of that")
+    if nvjpeg is not None:
+        print(f"(e) JPEG decoding on the GPU (nvJPEG through torchvision.io.decode_jpeg, batches of "
+              f"{NVJPEG_BATCH}, files already in memory, plus the resize): {nvjpeg}")
     print(f"peak resident memory of a fresh process extracting these features: {report['peak_rss_mb']:.0f} MB "
           f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent); "
           f"load average now {_load_average()}")
@@ -220,9 +308,12 @@ def _copy(backbone):
 
 
 def _pipeline_in_subprocess(args: argparse.Namespace, folder: Path, layer: str, report: Path) -> dict:
+    from .. import config
+
     command = [sys.executable, "-m", "course_utils.bench.extract", "--pipeline-only", str(folder),
                "--report", str(report), "--backbone", args.backbone, "--layer", layer, "--views", str(args.views),
-               "--engine", args.engine, "--pretrained" if args.pretrained else "--random"]
+               "--engine", args.engine, "--device", config.device(args.device),
+               "--pretrained" if args.pretrained else "--random"]
     subprocess.run(command, check=True)
     return json.loads(report.read_text())
 
@@ -231,10 +322,10 @@ def _pipeline_only(args: argparse.Namespace) -> int:
     """Peak memory: extract the images of ``--pipeline-only DIR`` in this fresh process, write what it used."""
     import resource
 
-    from .. import augment, backbones, features
+    from .. import augment, backbones, config, features
 
     paths = sorted(Path(args.pipeline_only).glob("*.jpg"))
-    backbone = backbones.load(args.backbone, pretrained=args.pretrained)
+    backbone = backbones.load(args.backbone, pretrained=args.pretrained, device=config.device(args.device))
     with tempfile.TemporaryDirectory(prefix="bench-extract-cache-") as cache:
         result = features.extract(paths, backbone, [args.layer], augment.get_views(VIEWS[args.views]),
                                   engine=args.engine, cache=cache, progress=False)
@@ -243,6 +334,12 @@ def _pipeline_only(args: argparse.Namespace) -> int:
     report["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     Path(args.report).write_text(json.dumps(report))
     return 0
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.startswith("cuda") else device
 
 
 def _load_average() -> str:

@@ -1,0 +1,59 @@
+"""``bench extract``: the photos it writes, and one small run end to end (every measurement, the RESULT line)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from PIL import Image
+
+from course_utils.__main__ import main
+from course_utils.bench import extract as bench
+
+
+def test_photos_are_jpeg_crops_and_the_surplus_are_copies(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "DISTINCT_PHOTOS", 2)
+    paths = bench.write_photos(tmp_path, 4)
+    assert [p.name for p in paths] == ["photo00000.jpg", "photo00001.jpg", "photo00002.jpg", "photo00003.jpg"]
+    with Image.open(paths[0]) as image:
+        assert image.format == "JPEG" and image.size == bench.PHOTO_SIZE
+    data = [p.read_bytes() for p in paths]
+    assert data[0] != data[1] and data[2] == data[0] and data[3] == data[1]
+
+
+def test_batched_decoding_rate_counts_every_file(tmp_path, monkeypatch):
+    paths = bench.write_photos(tmp_path, 5)
+    clock = iter([10.0, 12.5])  # the two readings around the timed loop: 2.5 s
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr(bench, "NVJPEG_BATCH", 2)
+    assert bench.nvjpeg_images_per_second(paths, 32, "cpu", limit=4) == pytest.approx(4 / 2.5)
+
+
+def _rate(output: str, label: str) -> float:
+    return float(re.search(rf"^{re.escape(label)}: ([0-9.]+) images/s", output, re.MULTILINE).group(1))
+
+
+@pytest.mark.slow
+def test_a_small_run_prints_each_measurement_and_the_result_line(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["bench", "extract", "--backbone", "efficientnet_lite0", "--random", "--images", "4",
+                 "--naive-images", "2", "--views", "2", "--rounds", "1", "--batch-sizes", "2", "--seconds", "0.2",
+                 "--device", "cpu"])
+    output = capfd.readouterr().out
+    assert code == 0
+    assert "efficientnet_lite0 (random weights), layer pool, 4 JPEG images 500x375, 2 view(s) (mirror)" in output
+    assert "device cpu" in output
+    naive, pipeline = _rate(output, "(a) naive loop"), _rate(output, "(b) pipeline")
+    forward, decoding = _rate(output, "(c) forward bound"), _rate(output, "(d) decoding alone")
+    assert min(naive, pipeline, forward, decoding) > 0
+    last = output.strip().splitlines()[-1]
+    match = re.fullmatch(r"RESULT pipeline_vs_naive=([0-9.]+) pipeline_vs_forward=([0-9.]+) peak_rss_mb=(\d+)", last)
+    assert match, last
+    assert float(match.group(1)) == pytest.approx(pipeline / naive, rel=0.02, abs=0.01)
+    assert float(match.group(2)) == pytest.approx(pipeline / forward, rel=0.02, abs=0.01)
+    assert 100 < int(match.group(3)) < 8_000  # a process holding torch and one small network
+
+
+def test_bad_counts_are_refused():
+    with pytest.raises(SystemExit, match="--images, --naive-images and --rounds must be at least 1"):
+        main(["bench", "extract", "--images", "3", "--naive-images", "0", "--device", "cpu"])
