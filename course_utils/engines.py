@@ -542,10 +542,9 @@ def bench_forward(
 ) -> list[dict]:
     """Forward-pass throughput of each engine, batch size and memory format, on random inputs (no decoding).
 
-    ``layers``: default ``[backbone.default_layer]``. ``engines``: default every engine available on the
-    backbone's device except
-    ``compile`` (whose compilation alone takes minutes on a 2-core CPU; name it to include it: it is measured at its
-    compiled batch size only). ``torch`` is measured in both memory formats, ``contiguous`` and ``channels_last``;
+    ``layers``: default ``[backbone.default_layer]``. ``engines``: default every engine available on the backbone's
+    device except ``compile`` (whose compilation alone takes minutes on a 2-core CPU; name it to include it: it is
+    measured at its compiled batch size only). ``torch`` is measured in both memory formats, ``contiguous`` and ``channels_last``;
     ``onnxruntime`` takes NCHW (``contiguous``).
     ``threads``: intra-op threads of both ONNX Runtime and PyTorch while measuring, so that they compete on equal
     terms (default: ONNX Runtime :func:`config.cpu_count`, PyTorch its current setting). Each figure runs the engine

@@ -328,9 +328,10 @@ class _ImageViews(Dataset):
         return index, self._view_tensors(image), None
 
     def _view_tensors(self, image: Image.Image) -> torch.Tensor:
-        """``(V, C, H, W)``: every view, transformed (uint8 when the transform has a ``resize`` half). A spec whose second half mirrors its first (``mirror`` and
-        ``base_views``, as :class:`~course_utils.augment.Jitter`) has only its first half transformed and the tensors
-        flipped, when the transform commutes exactly with the flip (a resize and a per-pixel normalisation do)."""
+        """``(V, C, H, W)``: every view, transformed (uint8 when the transform has a ``resize`` half). A spec whose
+        second half mirrors its first (``mirror`` and ``base_views``, as :class:`~course_utils.augment.Jitter`) has
+        only its first half transformed and the tensors flipped, when the transform commutes exactly with the flip (a
+        resize and a per-pixel normalisation do)."""
         if getattr(self.spec, "mirror", False) and hasattr(self.spec, "base_views"):
             if self.mirror_by_flip is None:
                 flipped = self.transform(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))

@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
                 paths, backbone, layer, spec, args.engine, Path(tmp) / f"cache{attempt}"))
         naive, pipeline = max(rates["naive"]), max(rates["pipeline"])
         forward, forward_source = max(forward_sources)
-        report = _pipeline_in_subprocess(args, Path(tmp) / "images", layer, Path(tmp) / "report.json")
+        report = _pipeline_in_subprocess(args, Path(tmp) / "images", layer, device, Path(tmp) / "report.json")
         decoding = max(decode_images_per_second(paths, backbone, spec, report["workers"],
                                                 max(1, report["batch_size"] // spec.n_views), device)
                        for _ in range(args.rounds))
@@ -307,12 +307,10 @@ def _copy(backbone):
     return dataclasses.replace(backbone, model=copy.deepcopy(backbone.model))
 
 
-def _pipeline_in_subprocess(args: argparse.Namespace, folder: Path, layer: str, report: Path) -> dict:
-    from .. import config
-
+def _pipeline_in_subprocess(args: argparse.Namespace, folder: Path, layer: str, device: str, report: Path) -> dict:
     command = [sys.executable, "-m", "course_utils.bench.extract", "--pipeline-only", str(folder),
                "--report", str(report), "--backbone", args.backbone, "--layer", layer, "--views", str(args.views),
-               "--engine", args.engine, "--device", config.device(args.device),
+               "--engine", args.engine, "--device", device,
                "--pretrained" if args.pretrained else "--random"]
     subprocess.run(command, check=True)
     return json.loads(report.read_text())
