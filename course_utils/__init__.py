@@ -2,7 +2,8 @@
 
 Import it as ``import course_utils as cu``; modules are loaded on first use so the import itself is instant:
 ``cu.backbones``, ``cu.augment``, ``cu.features``, ``cu.normalize``, ``cu.classify``, ``cu.metrics``,
-``cu.retrieval``, ``cu.datasets``, ``cu.config`` ...
+``cu.retrieval``, ``cu.datasets``, ``cu.config``, ``cu.exercises`` (checked exercises), ``cu.quiz`` (concept
+checks) ...
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "augment", "backbones", "bench", "classify", "config", "datasets", "demo", "engines", "experiments", "features",
-    "imageio",
-    "metrics", "normalize", "notebook", "paper", "pooling", "report", "reproduce", "retrieval", "viz", "widgets",
+    "augment", "backbones", "bench", "classify", "config", "datasets", "demo", "engines", "exercises", "experiments",
+    "features", "imageio", "metrics", "normalize", "notebook", "paper", "pooling", "quiz", "report", "reproduce",
+    "retrieval", "viz", "warm", "widgets",
 }
 
 

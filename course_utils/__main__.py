@@ -1,4 +1,4 @@
-"""Command line: ``python -m course_utils COMMAND [options]``.
+"""Command line: ``python -m course_utils COMMAND [options]``, or ``off-the-shelf COMMAND [options]`` once installed.
 
 Commands
 --------
@@ -6,7 +6,13 @@ predict    top-5 ImageNet classes of some images (the first thing to try with a 
 demo       the main job: features, SVMs, retrieval and a report on the embedded demo sets (offline, minutes)
 reproduce  the paper's tables, paper versus ours (``--profile demo`` offline; ``--profile full`` with data and a GPU)
 download   download, verify and unpack a benchmark (same as ``python data_scripts/download.py``)
-bench      benchmarks that print figures and ratios: ``bench extract``, ``bench svm``, ``bench search``
+warm       run the notebooks headlessly so that a (shared) cache holds every feature they extract
+bench      benchmarks that print figures and ratios: ``bench extract``, ``bench svm``, ``bench search``,
+           ``bench cache`` (``bench --help`` lists them)
+
+Global options: ``--version``; ``--debug`` (before or after the command) prints the traceback of an error, which
+otherwise reaches the user as one line on stderr with exit status 1 (2 for a bad argument, 130 for Ctrl-C); see
+:mod:`course_utils.cli`.
 
 Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only
 when called, so ``--help`` of one command does not pay for loading torch.
@@ -14,52 +20,106 @@ when called, so ``--help`` of one command does not pay for loading torch.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
+from pathlib import Path
+
+from . import __version__, cli
 
 COMMANDS = {
     "predict": ("course_utils.predict", "top-5 ImageNet classes of images"),
     "demo": ("course_utils.demo", "run the main job on the embedded demo sets and write a report"),
     "reproduce": ("course_utils.reproduce", "reproduce the paper's tables, paper versus ours"),
     "download": ("course_utils.datasets.download", "download, verify and extract one of the paper's benchmarks"),
+    "warm": ("course_utils.warm", "run the notebooks headlessly to fill the feature cache (e.g. for a class)"),
 }
 BENCHMARKS = {
     "extract": ("course_utils.bench.extract", "feature-extraction throughput and memory"),
     "svm": ("course_utils.bench.svm", "linear-SVM training time by solver"),
     "search": ("course_utils.bench.search", "spatial-search speed and memory against numpy"),
+    "cache": ("course_utils.bench.cache", "cost of the cache's checksums and content keys against a hit"),
 }
+CONSOLE_SCRIPT = "off-the-shelf"  # [project.scripts] in pyproject.toml
+DEBUG_HELP = "on an error, print the full traceback as well as the one-line message"
 
 
-def _usage() -> str:
-    lines = ["usage: python -m course_utils COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += [f"  bench {name:<4} {help_}" for name, (_, help_) in BENCHMARKS.items()]
-    lines += ["", "python -m course_utils COMMAND --help shows a command's options."]
-    return "\n".join(lines)
+def _prog() -> str:
+    """How the user called us: ``off-the-shelf`` through the console script, else ``python -m course_utils``."""
+    return CONSOLE_SCRIPT if Path(sys.argv[0]).name == CONSOLE_SCRIPT else "python -m course_utils"
+
+
+def _table(rows: list[tuple[str, str]]) -> list[str]:
+    width = max(len(name) for name, _ in rows)
+    return [f"  {name:<{width}}  {text}" for name, text in rows]
+
+
+def _usage(prog: str) -> str:
+    rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+    rows += [(f"bench {name}", help_) for name, (_, help_) in BENCHMARKS.items()]
+    return "\n".join([
+        f"usage: {prog} [--debug] [--version] COMMAND [options]", "", "commands:", *_table(rows), "",
+        "options:", *_table([("--debug", DEBUG_HELP + " (also after the command)"),
+                             ("--version", "print the version and exit"), ("-h, --help", "show this list")]),
+        "", f"{prog} COMMAND --help shows a command's options.",
+    ])
+
+
+def _bench_usage(prog: str) -> str:
+    return "\n".join([
+        f"usage: {prog} bench BENCHMARK [options]", "",
+        "benchmarks (each prints what it measured, then a machine-readable RESULT line):",
+        *_table([(name, help_) for name, (_, help_) in BENCHMARKS.items()]), "",
+        f"{prog} bench BENCHMARK --help shows a benchmark's options.",
+    ])
+
+
+def _error(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the command module named by the first argument(s)."""
+    """Dispatch to the command module named by the first argument(s); return the exit status.
+
+    Errors never escape as tracebacks: see :func:`course_utils.cli.run_guarded` (``--debug`` shows them)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = _prog()
+    debug = False
+    while argv and argv[0] in ("--debug", "--version"):  # global options, before the command
+        if argv.pop(0) == "--version":
+            print(f"course_utils {__version__}")
+            return 0
+        debug = True
     if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
+        print(_usage(prog))
         return 0
     command, rest = argv[0], argv[1:]
     if command == "bench":
+        if rest and rest[0] in ("-h", "--help"):
+            print(_bench_usage(prog))
+            return 0
         if not rest or rest[0] not in BENCHMARKS:
-            print(f"bench needs one of: {', '.join(BENCHMARKS)}", file=sys.stderr)
-            return 2
-        (module_name, help_), prog, rest = BENCHMARKS[rest[0]], f"course_utils bench {rest[0]}", rest[1:]
+            named = f"unknown benchmark {rest[0]!r}" if rest else "bench needs a benchmark"
+            return _error(f"{prog} bench", f"{named}; choose one of: {', '.join(BENCHMARKS)} "
+                                           f"({prog} bench --help describes them)")
+        (module_name, help_), name, rest = BENCHMARKS[rest[0]], f"bench {rest[0]}", rest[1:]
     elif command in COMMANDS:
-        (module_name, help_), prog = COMMANDS[command], f"course_utils {command}"
+        (module_name, help_), name = COMMANDS[command], command
     else:
-        print(f"Unknown command {command!r}.\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=help_)
-    module.add_arguments(parser)
-    return int(module.run(parser.parse_args(rest)) or 0)
+        return _error(prog, f"unknown command {command!r}; choose one of: {', '.join([*COMMANDS, 'bench'])} "
+                            f"({prog} --help describes them)")
+    debug = debug or "--debug" in rest
+
+    def run_command() -> int | None:
+        module = importlib.import_module(module_name)
+        parser = cli.Parser(prog=f"{prog} {name}", description=help_)
+        module.add_arguments(parser)
+        parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+        args = parser.parse_args(rest)  # --help and bad arguments end here with SystemExit(0 or 2)
+        return module.run(args)
+
+    # Importing the command (torch ...) and parsing are guarded too: Ctrl-C there also exits 130 in one line.
+    return cli.run_guarded(run_command, f"{prog} {name}", debug=debug)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The paper's jittered views: cut several pictures from one image so that each becomes a sample (section 2 of PAPER.md).
+"""The paper's jittered views: cut several pictures from one image so that each becomes a sample (docs/paper.md, section 2).
 
 CNNaug-SVM gives every image 16 representations: the whole image, four corner crops and a centre crop each
 2/3 of the width by 2/3 of the height (4/9 of the area), two small rotations, and the horizontal mirror of each of
@@ -131,7 +131,7 @@ def enlarge_box(box: Sequence[float], factor: float, width: int, height: int) ->
     """Scale ``box`` (x0, y0, x1, y1) by ``factor`` about its centre, clip it to the image, round outwards.
 
     The paper enlarges the bird and person boxes "by 150%" to take in some context; the course reads that as each side
-    times 1.5 (``factor=1.5``; see PAPER.md section 1).
+    times 1.5 (``factor=1.5``; see docs/paper.md section 8).
     """
     _check_size(width, height)
     if len(box) != 4 or not all(math.isfinite(v) for v in box):

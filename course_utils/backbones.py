@@ -16,7 +16,7 @@ anisotropic warp; no centre crop), then each network's own mean/std normalisatio
 Layers are read with forward hooks, so the same code serves the eager network, ``torch.compile`` and ONNX export.
 Convolutional maps are global-average pooled (or ``@max``, ``@gem``, ``@rmac``: ``"pool@gem"`` is not valid, a
 pooling suffix goes on a convolutional layer such as ``"head@gem"``); fully connected layers are read *before* their
-ReLU, like the paper's layer 22 (see ``PAPER.md`` section 1), so that features can be negative and the signed power
+ReLU, like the paper's layer 22 (see ``docs/paper.md`` section 1), so that features can be negative and the signed power
 transform means something.
 """
 

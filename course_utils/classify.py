@@ -15,6 +15,7 @@ The exact rules (how view sums meet voting, tie breaks, the objective) are in ``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,10 +32,13 @@ from .normalize import check_features, is_positive_number
 if TYPE_CHECKING:
     import torch
 
-# C values the paper reports, chosen there by cross-validation with no grid given (shared/PAPER.md section 4).
+# C values the paper reports, chosen there by cross-validation with no grid given (docs/paper.md section 4).
 PAPER_C: dict[str, float] = {"voc2007": 0.2, "h3d": 0.2, "uiuc": 0.2, "mit67": 2.0, "cub200": 2.0, "flowers102": 2.0}
 # A decade grid through both of the paper's values.
 DEFAULT_CS: tuple[float, ...] = (0.02, 0.2, 2.0, 20.0)
+# C when the training images are too few to cross-validate (see cv_shortfall): the paper's value for its single-label
+# datasets (MIT-67, CUB, Flowers), the kind of data a small folder of one's own photos is.
+FALLBACK_C = 2.0
 
 MULTICLASS_STRATEGIES = ("ovr", "ovo")
 AGGREGATES = ("sum", "max")
@@ -455,6 +459,31 @@ def cv_folds(
     return list(splitter.split(placeholder, y if y.ndim == 1 else None, groups))
 
 
+def cv_shortfall(
+    y: object, cv: int = 3, groups: object = None, class_names: Sequence[str] | None = None
+) -> str | None:
+    """Why ``cv``-fold cross-validation cannot choose C on these training labels, or ``None`` when it can.
+
+    Every training fold must hold every class, so single-label data need at least ``cv`` images per class;
+    multi-label data need ``cv`` images, and with ``groups`` there must be ``cv`` groups. Below that,
+    scikit-learn's folds fail ("n_splits=3 > n_samples=2") or train models that have never seen a class.
+    ``class_names`` (indexed by label) names the class in the message.
+    """
+    y = np.asarray(y)
+    shortfall = f"too few training images for {cv}-fold cross-validation"
+    if y.ndim == 1:
+        classes, counts = np.unique(y, return_counts=True)
+        if counts.size and counts.min() < cv:
+            label = classes[np.argmin(counts)]
+            shown = repr(class_names[label]) if class_names else label
+            return f"{shortfall}: class {shown} has {counts.min()}"
+    elif len(y) < cv:
+        return f"{shortfall}: {len(y)} images"
+    if groups is not None and np.unique(np.asarray(groups)).size < cv:
+        return f"{shortfall}: {np.unique(np.asarray(groups)).size} groups"
+    return None
+
+
 def default_score(estimator: LinearSVMClassifier, X: np.ndarray, y: np.ndarray) -> float:
     """Validation score used by :func:`select_C`: mean class accuracy (single-label) or, for multi-label data,
     mean non-interpolated AP over the label columns that have a positive in the validation fold."""
@@ -512,8 +541,10 @@ def fit_on_split(
 ) -> tuple[LinearSVMClassifier, CSelection | None]:
     """Train on the images whose ``split`` is in ``train_splits``; the other rows are never read.
 
-    ``C="cv"`` chooses C with :func:`select_C` on those training images only (the paper's protocol); a number
-    (e.g. ``PAPER_C["mit67"]``) is used as given. Returns the fitted classifier and the selection (or ``None``).
+    ``C="cv"`` chooses C with :func:`select_C` on those training images only (the paper's protocol); when they
+    are too few to cross-validate (:func:`cv_shortfall`), C is :data:`FALLBACK_C` and a ``UserWarning`` says why. A
+    number (e.g. ``PAPER_C["mit67"]``) is used as given. Returns the fitted classifier and the selection (or
+    ``None``: C given, or fallen back).
     """
     split = np.asarray(split)
     train = np.flatnonzero(np.isin(split, list(train_splits)))
@@ -523,7 +554,11 @@ def fit_on_split(
     X_train, y_train = np.asarray(X)[train], np.asarray(y)[train]  # a memmap's test rows are never read
     groups_train = None if groups is None else np.asarray(groups)[train]
     selection = None
-    if C == "cv":
+    shortfall = cv_shortfall(y_train, cv, groups_train) if C == "cv" else None
+    if shortfall:
+        warnings.warn(f"C fixed at {FALLBACK_C:g} ({shortfall}).", UserWarning, stacklevel=2)
+        C = FALLBACK_C
+    elif C == "cv":
         selection = select_C(X_train, y_train, Cs, cv, groups_train, random_state=random_state, **svm_params)
         C = selection.C
     elif isinstance(C, str):

@@ -6,6 +6,8 @@ one environment variable and no notebook ever writes relative to its current dir
 Environment variables
 ---------------------
 ``COURSE_CACHE_DIR``   features, exported ONNX networks and built demo sets (default ``~/.cache/off-the-shelf``).
+``COURSE_SHARED_CACHE`` a read-only cache warmed for a class (``python -m course_utils warm``): features and demo sets
+                       are read from it when it has them; everything else goes to ``COURSE_CACHE_DIR``.
 ``COURSE_DATA_DIR``    downloaded benchmarks (default ``<COURSE_CACHE_DIR>/datasets``).
 ``COURSE_SHARED_DATA`` folder of small real benchmark copies (default: ``../shared/data`` beside the repository).
 ``COURSE_PROFILE``     ``demo`` (offline, CPU, minutes) or ``full`` (network + GPU, the paper's datasets).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,16 +66,46 @@ def profile(name: str | None = None) -> Profile:
     return PROFILES[name]
 
 
+def _platform_dir(variable: str, fallback: str) -> Path:
+    """``$variable`` (an XDG base directory such as ``XDG_CACHE_HOME``) or ``~/fallback``, then ``off-the-shelf``."""
+    return Path(os.environ.get(variable) or Path.home() / fallback).expanduser() / "off-the-shelf"
+
+
 def cache_dir() -> Path:
-    """Root of everything the course computes and may throw away (created on first use)."""
-    root = Path(os.environ.get("COURSE_CACHE_DIR") or Path.home() / ".cache" / "off-the-shelf").expanduser()
+    """Root of everything the course computes and may throw away (created on first use): ``$COURSE_CACHE_DIR``, else
+    the platform's cache folder (``$XDG_CACHE_HOME/off-the-shelf``, by default ``~/.cache/off-the-shelf``)."""
+    root = Path(os.environ.get("COURSE_CACHE_DIR") or _platform_dir("XDG_CACHE_HOME", ".cache")).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
 
+def shared_cache_dir() -> Path | None:
+    """The class's read-only cache (``$COURSE_SHARED_CACHE``), or ``None`` when unset or the same as :func:`cache_dir`.
+
+    A teacher warms one cache (``python -m course_utils warm``) and points every student's ``COURSE_SHARED_CACHE`` at
+    it: features and demo sets found there are read in place, never written, locked or created; what it lacks is
+    computed into the student's own :func:`cache_dir`. A setting that names no folder is ignored with a warning, so a
+    typo costs time (everything computed again) and says so, rather than stopping every notebook.
+    """
+    env = os.environ.get("COURSE_SHARED_CACHE")
+    if not env:
+        return None
+    path = Path(env).expanduser()
+    if not path.is_dir():
+        warnings.warn(f"COURSE_SHARED_CACHE={env} is not a folder: it is ignored, and every feature is computed "
+                      f"into {cache_dir()}. Correct the path, or unset it.", stacklevel=2)
+        return None
+    if path.resolve() == cache_dir().resolve():
+        return None  # the teacher's own session: it is the writable cache
+    return path
+
+
 def data_dir() -> Path:
-    """Root under which ``data_scripts/download.py`` puts the paper's benchmarks."""
-    root = Path(os.environ.get("COURSE_DATA_DIR") or cache_dir() / "datasets").expanduser()
+    """Root under which ``data_scripts/download.py`` puts the paper's benchmarks: ``$COURSE_DATA_DIR``, else the
+    platform's data folder (``$XDG_DATA_HOME/off-the-shelf/datasets``, by default ``~/.local/share/...``). Not under
+    the cache: downloads take hours and tens of GB, and the cache is the folder a user may delete at any time."""
+    root = Path(os.environ.get("COURSE_DATA_DIR") or _platform_dir("XDG_DATA_HOME", ".local/share") / "datasets")
+    root = root.expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
 

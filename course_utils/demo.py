@@ -4,7 +4,8 @@ It walks the whole data flow once with the offline backbone (EfficientNet-Lite0)
 extracts features, L2-normalises them, trains linear SVMs (C by cross-validation on the training split), evaluates
 classification, attributes and retrieval, and writes ``results.json``, ``report.md`` and plots into ``--out``.
 
-With the shared data folder present it adds the real subsets (Oxford 17 Flowers, DTD textures, UKBench 0-1999),
+It adds the course's real sets (Oxford 17 Flowers, DTD textures, UKBench 0-1999) that are on this machine, each
+from its shared copy, else its download (``python data_scripts/download.py course``), saying which in one line;
 whole image only to stay fast; ``reproduce`` runs the paper's 16-view variants. ``--quick`` keeps only the small
 embedded sets (for tests).
 """
@@ -15,6 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
+from . import cli
 from .config import DEFAULT_BACKBONE, DEFAULT_SEED, set_seed
 
 EMBEDDED = ("demo_classes", "demo_faces", "demo_retrieval")
@@ -24,20 +26,19 @@ SHARED = ("flowers17", "dtd10", "ukbench2000")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``demo`` command."""
     parser.add_argument("--out", type=Path, default=Path("demo_results"), help="folder for the report (default demo_results)")
-    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"network (default {DEFAULT_BACKBONE})")
+    parser.add_argument("--backbone", type=cli.backbone_name, default=DEFAULT_BACKBONE,
+                        help=f"network (default {DEFAULT_BACKBONE}, offline)")
     parser.add_argument("--quick", action="store_true", help="embedded sets only, whole images (about a minute)")
-    parser.add_argument("--engine", default="auto", help="inference engine: auto, torch, onnxruntime, compile")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--engine", type=cli.engine_name, default="auto",
+                        help="inference engine: auto, torch, onnxruntime, compile (default auto)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"seed of the splits, cross-validation and SVMs (default {DEFAULT_SEED})")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def _dataset_names(quick: bool) -> list[str]:
-    from .config import shared_data_dir
-
-    names = list(EMBEDDED)
-    if not quick and shared_data_dir() is not None:
-        names += list(SHARED)
-    return names
+    """The sets to try: the embedded ones, then (unless ``quick``) the real ones, each run only when present."""
+    return list(EMBEDDED) + ([] if quick else list(SHARED))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     for name in _dataset_names(args.quick):
         print(f"== {name}", flush=True)
-        record = datasets.load(name)
-        data_label = "embedded demo set" if name in EMBEDDED else "shared real subset"
+        record = datasets.load(name) if name in EMBEDDED else datasets.load_if_present(name)
+        if record is None:  # a real set that is not on this machine: load_if_present said so
+            continue
+        data_label = "embedded demo set" if name in EMBEDDED else f"{record.source} copy"
         if record.task == "retrieval":
             from . import retrieval
 
@@ -89,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
             ))
             if method == "CNN-SVM" and outcome.y_pred is not None and name in ("demo_classes", "flowers17"):
                 plots.append(_confusion(outcome, record.class_names, args.out / f"{name}_confusion.png"))
+            for warning in outcome.warnings:  # e.g. a class without a usable image, or C fixed for want of images
+                print(f"  warning ({name}, {method}): {warning}", flush=True)
+                sections.append(f"**{name}, {method}**: {warning}")
         if feats.skipped:
             sections.append(f"**{name}**: {len(feats.skipped)} unreadable image(s) skipped: "
                             + "; ".join(f"{p} ({why})" for p, why in feats.skipped[:5]))

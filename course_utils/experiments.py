@@ -7,7 +7,7 @@ The paper's two central comparisons are built in:
   every view and sums test scores over views.
 * **global against jittered or spatial search** (retrieval): delegated to :mod:`course_utils.retrieval`.
 
-Normalisation follows ``PAPER.md`` section 3: each view's vector is L2-normalised; an optional signed power
+Normalisation follows ``docs/paper.md`` section 3: each view's vector is L2-normalised; an optional signed power
 ``sign(x)|x|^a`` comes before a final L2 (our reading of the unstated order). Power ``None`` (or 1) means no power step.
 """
 
@@ -95,6 +95,9 @@ class ClassificationOutcome:
     test_indices: np.ndarray
     per_class: np.ndarray  # accuracy (single-label) or AP/AUC (multi-label) per class, percent
     settings: dict = field(default_factory=dict)
+    classes: np.ndarray | None = None  # the class (single-label) or label column of each per_class value
+    train_indices: np.ndarray | None = None  # the images the classifier learnt from (readable ones only)
+    warnings: list[str] = field(default_factory=list)  # what a reader must know to trust the value
 
 
 def _select_views(X: np.ndarray, views: str | Sequence[int] | slice) -> np.ndarray:
@@ -129,8 +132,14 @@ def classify(
 
     ``X`` is ``(images, views, dims)``; ``views`` picks the training views (``"whole"`` = view 0 = CNN-SVM,
     ``"all"`` = CNNaug-SVM), ``test_views`` the test views (default: the same). C is cross-validated on the training
-    images only (``C="cv"``) or given. Single-label data report mean class accuracy; multi-label data (attributes,
-    VOC) report mean AUC (``record.metric`` containing "AUC") or mean 11-point AP.
+    images only (``C="cv"``) or given; with fewer than ``cv`` training images in a class, cross-validation cannot
+    run and C is fixed at :data:`course_utils.classify.FALLBACK_C`, with a warning. Single-label data report mean
+    class accuracy; multi-label data (attributes, VOC) report mean AUC (``record.metric`` containing "AUC") or mean
+    11-point AP.
+
+    Rows with ``valid`` False (images extraction could not read) are left out. The mean class accuracy is over
+    every class of the test split, so a class left with no usable test image (or no training image, which the
+    classifier then cannot predict) counts as 0%, never silently dropped; ``outcome.warnings`` says which.
     """
     from . import classify as svm
     from . import metrics
@@ -147,6 +156,11 @@ def classify(
     X_train = normalise(_select_views(np.asarray(X[train]), views), power)
     X_test = normalise(_select_views(np.asarray(X[test]), test_views), power)
     params = {"multiclass": multiclass, "aggregate": aggregate, "solver": solver}
+    notes = []
+    shortfall = svm.cv_shortfall(labels[train], cv, class_names=record.class_names) if C == "cv" else None
+    if shortfall:
+        C = svm.FALLBACK_C
+        notes.append(f"C fixed at {C:g} ({shortfall})")
     model, selection = svm.fit_on_split(
         X_train, labels[train], np.array(["train"] * len(train)), C=C, train_splits=("train",),
         Cs=Cs or svm.DEFAULT_CS, cv=cv, random_state=seed, **params,
@@ -154,16 +168,26 @@ def classify(
     scores = model.decision_function(X_test)
     y_true = labels[test]
     settings = {"C": float(model.C), "power": power if power not in (None, 1) else 1, **params,
-                "C_selection": "cv" if selection else "fixed"}
+                "C_selection": "cv" if selection else f"fixed ({shortfall})" if shortfall else "fixed"}
     if labels.ndim == 1:
         y_pred = model.predict(X_test)
-        classes = np.unique(y_true)
-        per_class = np.array([100 * np.mean(y_pred[y_true == c] == c) for c in classes])
-        value = 100 * metrics.mean_class_accuracy(y_true, y_pred)
-        return ClassificationOutcome(value, "mean class accuracy", float(model.C), y_true, y_pred, scores, test,
-                                     per_class, settings)
+        in_split = {part: np.isin(split, list(names)) for part, names in (("train", train_splits),
+                                                                          ("test", test_splits))}
+        classes = np.unique(labels[in_split["test"]])  # every class of the test split, readable or not
+        fractions = np.array([np.mean(y_pred[y_true == c] == c) if (y_true == c).any() else 0.0 for c in classes])
+        unusable = _unusable_classes(record, classes, labels[train], y_true, in_split, notes)
+        if unusable:
+            settings["classes_without_usable_images"] = unusable
+        return ClassificationOutcome(100 * float(np.mean(fractions)), "mean class accuracy", float(model.C), y_true,
+                                     y_pred, scores, test, 100 * fractions, settings, classes, train, notes)
     scores = np.asarray(scores).reshape(len(test), -1)
     usable = [k for k in range(labels.shape[1]) if 0 < y_true[:, k].sum() < len(y_true)]
+    in_test = labels[np.isin(split, list(test_splits))]
+    for k in sorted(set(range(labels.shape[1])) - set(usable)):
+        if 0 < in_test[:, k].sum() < len(in_test):  # scorable on the whole test split, not on its readable part
+            name = record.class_names[k] if k < len(record.class_names) else str(k)
+            notes.append(f"label {name!r}: its test positives or its test negatives are all unreadable, so it has "
+                         "no score and is left out of the mean")
     if "auc" in record.metric.lower():
         per_class = np.array([100 * metrics.mean_auc(scores[:, [k]], y_true[:, [k]]) for k in usable])
         metric = "mean AUC"
@@ -175,7 +199,35 @@ def classify(
         ])
         metric = "mAP (11-point)"
     return ClassificationOutcome(float(per_class.mean()), metric, float(model.C), y_true, None, scores, test,
-                                 per_class, settings)
+                                 per_class, settings, np.array(usable, dtype=int), train, notes)
+
+
+def _unusable_classes(record: DatasetRecord, classes: np.ndarray, trained: np.ndarray, tested: np.ndarray,
+                      in_split: dict[str, np.ndarray], notes: list[str]) -> list[str]:
+    """Names of the ``classes`` left without a usable test or training image; a warning for each goes to ``notes``."""
+    labels = np.asarray(record.labels)
+    learnt, scored = set(trained.tolist()), set(tested.tolist())
+    unusable = []
+    for c in classes.tolist():
+        name = record.class_names[c] if c < len(record.class_names) else str(c)
+        n_train, n_test = (int((labels[in_split[part]] == c).sum()) for part in ("train", "test"))
+        if c not in learnt and c not in scored:
+            notes.append(f"class {name!r} has no usable image ({_unreadable(n_train + n_test)}): it counts as 0% in "
+                         "the mean class accuracy")
+        elif c not in scored:
+            notes.append(f"class {name!r} has no usable test image ({_unreadable(n_test)}): it counts as 0% in the "
+                         "mean class accuracy")
+        elif c not in learnt:
+            notes.append(f"class {name!r} has no usable training image ({_unreadable(n_train)}): the classifier "
+                         "cannot predict it, so it scores 0%")
+        else:
+            continue
+        unusable.append(name)
+    return unusable
+
+
+def _unreadable(n: int) -> str:
+    return f"all {n} unreadable" if n else "none in the split"
 
 
 def confusion_pairs(outcome: ClassificationOutcome, class_names: Sequence[str], top: int = 5) -> list[tuple[str, str, int]]:

@@ -16,24 +16,43 @@ Every table of the course is computed from :func:`extract`, so it is built to be
   whatever the number of images, and reading the result back costs nothing until rows are touched.
 * **A cache keyed by everything that changes the numbers**: the backbone's name and weights, the layers, the input
   size and mean/std, :data:`PREPROCESSING_VERSION`, the view spec (name and parameters), the crop boxes, and the
-  ordered list of images with each file's size and modification time. The *engine* (torch, ONNX Runtime,
-  torch.compile) and the batch size are left out on purpose: they change speed, not the features (equal within
-  floating-point tolerance), and a cache that a faster engine could not reuse would waste hours of GPU time.
+  ordered list of images *by content* (each file's SHA-256), never by path or modification time: a cache warmed by
+  a teacher in one folder gives hits to students whose course, data and cache sit elsewhere, and a file whose bytes
+  change gets new features. The *engine* (torch, ONNX Runtime, torch.compile) and the batch size are left out on
+  purpose: they change speed, not the features (equal within floating-point tolerance), and a cache that a faster
+  engine could not reuse would waste hours of GPU time. Hashing reads every image once per call; the digests are
+  remembered in ``<cache>/digests/`` against each file's size, times and inode (:class:`_DigestMemo`), so a later
+  call costs one ``stat`` per file.
 * **Resumable.** Rows are written in order; every :data:`CHECKPOINT_SECONDS` (and when interrupted, Ctrl-C
   included) the arrays are flushed to disk and *then* ``progress.json`` records how many rows are done, atomically.
-  A killed run resumes from the last checkpoint. Only an entry holding ``complete.json`` (written last, atomically)
-  is ever read back as valid, so a half-written entry never is.
+  A killed run resumes from the last checkpoint.
+* **Only a verified, finished entry is read back.** ``complete.json`` is written last, atomically, with each layer
+  file's CRC-32; it is removed *before* anything it vouches for is rewritten, so an entry with work in progress is
+  never a hit. A finished entry whose layer file is missing, empty, truncated, of another shape or dtype, or fails
+  its CRC-32 (a flipped byte, a zeroed row, NaN or inf written over it) is reported in one
+  :class:`CacheEntryDamagedWarning` line naming the entry, and computed again. A layer file that passed its check is
+  remembered like an image digest, so reading a large entry again costs no pass over its bytes.
+* **A full disk is an error, not a crash.** Each layer file is allocated whole before the first row is written
+  (``os.posix_fallocate``; zeros written where that is missing), so a full disk raises an ``OSError`` that says how
+  many bytes are needed and where, instead of a ``SIGBUS`` while writing rows through the memory map; the run
+  resumes once space is freed.
+* **A cache a class shares.** With ``$COURSE_SHARED_CACHE`` (:func:`course_utils.config.shared_cache_dir`) pointing
+  at a teacher's warmed cache, hits are read from it, read-only, without a lock and without writing anything into
+  it; misses are computed into the learner's own cache (``$COURSE_CACHE_DIR``). Every file the cache writes gets the
+  permissions of the process's umask (never ``0600``), so a cache warmed by one account is readable by others.
 * **Bad images.** ``on_error="raise"`` (default) stops at the first unusable file with a
   :class:`~course_utils.imageio.BadImageError` naming it; ``on_error="skip"`` fills its rows with NaN, marks it
   invalid in :attr:`FeatureSet.valid` and lists it in :attr:`FeatureSet.skipped` (saved in the cache entry too).
 
 Cache layout: ``<cache root>/features/<sha256 key>/`` holding ``key.json`` (what the key was made of, readable),
-``<layer>.npy`` per layer, ``progress.json`` while running and ``complete.json`` once done.
+``<layer>.npy`` per layer, ``progress.json`` while running and ``complete.json`` once done; ``<cache
+root>/digests/`` holds the remembered file digests (this machine's paths: it is never read from a shared cache).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -42,7 +61,9 @@ import re
 import shutil
 import sys
 import time
+import warnings
 import weakref
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -58,12 +79,16 @@ from .datasets.images import write_text_atomic
 from .imageio import BadImageError, open_rgb
 
 PREPROCESSING_VERSION = 1  # bump whenever decoding, views or the backbone transforms change the pixels fed in
+CACHE_VERSION = 2  # bump whenever the key's content or an entry's layout changes (2: images by content, CRC-32s)
 CHECKPOINT_SECONDS = 15.0  # how often finished rows are flushed to disk and recorded in progress.json
 PROBE_BATCHES = {"cpu": (1, 8, 16, 32), "cuda": (32, 64, 128, 256)}  # candidates of :func:`tune_batch_size`
 PROBE_MIN_FORWARDS = 2000  # a job this large (in view-forwards) measures its batch size if it is not known yet
 PROBE_ROUNDS = 3
 ON_ERROR = ("raise", "skip")
 _FEATURES_DIR = "features"
+_DIGESTS_DIR = "digests"
+DIGEST_SETTLE_SECONDS = 2.0  # a file changed this recently is not remembered: its timestamps may not show a change yet
+_READ_CHUNK = 1 << 18  # bytes per read when hashing a file (a small buffer: memory stays flat, speed the same)
 MAX_GPU_WORKERS = 16  # decoding workers feeding a GPU (each holds a copy of the dataset's paths and its own buffers)
 _MIN_IMAGES_FOR_WORKERS = 8  # below this, forking a decoding worker costs more than it saves
 
@@ -146,25 +171,34 @@ def extract(
         raise ValueError("extract() got no image paths: check that the dataset folder holds images.")
     spec = augment.get_views(views)
     crop_boxes = _check_boxes(boxes, len(image_paths))
-    stats = _stat_files(image_paths, on_error)
+    cache_root = _cache_root(cache)
+    memo = _DigestMemo(cache_root) if cache_root is not None else None  # the learner's own cache, even for hits
+    digests = _content_digests(image_paths, on_error, memo)  # read from the shared one
     if isinstance(backbone, str):
         backbone = _load_backbone(backbone, device or config.device())
     layer_names = _check_layers(backbone, layers)
-    key = _cache_key(backbone, layer_names, spec, crop_boxes, image_paths, stats)
-
-    cache_root = _cache_root(cache)
     run = _Run(backbone, layer_names, spec, image_paths, crop_boxes, engine, batch_size, num_workers, on_error,
                progress, device, on_batch)
-    if cache_root is None:
+    if cache_root is None or memo is None:  # (both or neither)
         return run.into_memory()
-    entry = cache_root / _FEATURES_DIR / hashlib.sha256(key.encode()).hexdigest()
+    key = _cache_key(backbone, layer_names, spec, crop_boxes, digests)
+    name = hashlib.sha256(key.encode()).hexdigest()
+    shared = config.shared_cache_dir() if cache is True else None
+    if shared is not None:  # read-only: no lock, nothing written there; a miss is computed into our own cache
+        loaded = _read_entry(shared / _FEATURES_DIR / name, run, memo, f"it is computed into {cache_root}")
+        if loaded is not None:
+            return loaded
+    entry = cache_root / _FEATURES_DIR / name
     entry.mkdir(parents=True, exist_ok=True)
     with _exclusive(entry):  # a second process asking for the same features waits, then reads them
-        if (entry / "complete.json").is_file():
-            loaded = _load_entry(entry, run.template())
-            if loaded is not None:
-                return loaded
-        return run.into_entry(entry, key)
+        loaded = _read_entry(entry, run, memo, "it is computed again")
+        if loaded is not None:
+            return loaded
+        return run.into_entry(entry, key, memo)
+
+
+class CacheEntryDamagedWarning(UserWarning):
+    """A finished feature-cache entry failed its checks when read back; its features are computed again."""
 
 
 @lru_cache(maxsize=2)
@@ -219,19 +253,26 @@ def _check_boxes(boxes, n_images: int) -> np.ndarray | None:
     return array
 
 
-def _stat_files(paths: list[Path], on_error: str) -> list[tuple[int, int] | None]:
-    """``(size, mtime_ns)`` per file for the cache key; ``None`` for a missing file (only allowed when skipping)."""
-    stats = []
+def _content_digests(paths: list[Path], on_error: str, memo: _DigestMemo | None) -> list[str | None]:
+    """Each file's SHA-256 for the cache key (``None`` for a file that cannot be read, only allowed when skipping);
+    with no cache (``memo`` is ``None``) only that every file exists is checked, and no digest is computed."""
+    digests: list[str | None] = []
     for path in paths:
         try:
-            info = path.stat()
-        except OSError:
+            if memo is None:
+                path.stat()  # no key to make: only check that the file is there
+                digests.append(None)
+            else:
+                digests.append(memo.digest(path, "sha256"))
+        except OSError as err:
             if on_error == "raise":
-                raise BadImageError(path, "the file does not exist (check the path and the dataset folder)") from None
-            stats.append(None)
-        else:
-            stats.append((info.st_size, info.st_mtime_ns))
-    return stats
+                reason = ("the file does not exist (check the path and the dataset folder)"
+                          if isinstance(err, FileNotFoundError) else f"it cannot be read ({err.strerror or err})")
+                raise BadImageError(path, reason) from None
+            digests.append(None)
+    if memo is not None:
+        memo.save()
+    return digests
 
 
 def _check_layers(backbone: backbones.Backbone, layers: str | Sequence[str] | None) -> list[str]:
@@ -250,9 +291,11 @@ def _layer_dim(backbone: backbones.Backbone, layer: str) -> int:
     return int(backbone.layers[layer.partition("@")[0]])
 
 
-def _cache_key(backbone, layers, spec, boxes, paths, stats) -> str:
-    """A canonical JSON of everything that changes the numbers (not the engine: see the module docstring)."""
+def _cache_key(backbone, layers, spec, boxes, digests) -> str:
+    """A canonical JSON of everything that changes the numbers (not the engine: see the module docstring). Images
+    are named by content alone, so the key does not depend on where the course, the data or the cache sit."""
     content = {
+        "cache_version": CACHE_VERSION,
         "preprocessing_version": PREPROCESSING_VERSION,
         "backbone": backbone.name,
         "weights_id": backbone.weights_id,
@@ -262,7 +305,7 @@ def _cache_key(backbone, layers, spec, boxes, paths, stats) -> str:
         "std": [float(v) for v in backbone.std],
         "views": {"name": spec.name, "view_names": list(spec.view_names), "params": getattr(spec, "params", {})},
         "boxes": None if boxes is None else [None if np.isnan(b).all() else [float(v) for v in b] for b in boxes],
-        "images": [[str(p), *(s if s is not None else (None, None))] for p, s in zip(paths, stats, strict=True)],
+        "images_sha256": list(digests),
     }
     return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
@@ -294,7 +337,146 @@ def _exclusive(entry: Path) -> Iterator[None]:
 
 
 def _write_json(path: Path, content: dict) -> None:
-    write_text_atomic(path, json.dumps(content, indent=1))
+    write_text_atomic(path, json.dumps(content, indent=1))  # umask permissions: a class can share the cache
+
+
+def _hash_file(path: Path, algorithm: str) -> str:
+    """``"sha256"`` (hex) or ``"crc32"`` (8 hex digits) of the file's bytes, read in chunks into one buffer."""
+    digest = hashlib.sha256() if algorithm == "sha256" else None
+    crc = 0
+    with open(path, "rb", buffering=0) as f:
+        buffer = bytearray(min(_READ_CHUNK, os.fstat(f.fileno()).st_size + 1))  # +1: one read sees the end
+        view = memoryview(buffer)
+        while n := f.readinto(buffer):
+            if digest is not None:
+                digest.update(view[:n])
+            else:
+                crc = zlib.crc32(view[:n], crc)
+    return digest.hexdigest() if digest is not None else f"{crc:08x}"
+
+
+class _DigestMemo:
+    """File digests remembered in ``<cache root>/digests/`` (one JSON per folder of files), each against the file's
+    size, modification and change times and inode: a file that still has all four has the same bytes. Any write
+    changes the change time, which no program can set back, so a changed file is always hashed again. A file changed
+    less than :data:`DIGEST_SETTLE_SECONDS` before it was hashed is not remembered (its next change could fall in the
+    same tick of a coarse file-system clock). Losing the memo only costs time; writing it never fails a run."""
+
+    def __init__(self, root: Path) -> None:
+        self.folder = root / _DIGESTS_DIR
+        self.tables: dict[str, dict[str, dict]] = {}  # by folder (a string: hashing Path objects costs more here)
+        self.changed: set[str] = set()
+
+    def digest(self, path: Path, algorithm: str) -> str:
+        """The file's digest, from the memo when the file is unchanged; raises ``OSError`` when it cannot be read."""
+        folder, name = os.path.split(os.fspath(path))
+        signature = _signature(os.stat(path))
+        table = self._table(folder)
+        remembered = table.get(name)
+        if remembered is not None and remembered.get("signature") == signature and algorithm in remembered:
+            return remembered[algorithm]
+        value = _hash_file(path, algorithm)
+        settled = time.time_ns() - max(signature[1], signature[2]) >= DIGEST_SETTLE_SECONDS * 1e9
+        if settled and _signature(os.stat(path)) == signature:  # and it did not change while being read
+            if remembered is None or remembered.get("signature") != signature:
+                remembered = table[name] = {"signature": signature}
+            remembered[algorithm] = value
+            self.changed.add(folder)
+        return value
+
+    def save(self) -> None:
+        """Write the tables that gained digests (best effort: a read-only or full disk only loses the memo)."""
+        for folder in self.changed:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                _write_json(self._file(folder), {"folder": folder, "files": self.tables[folder]})
+            except OSError:
+                pass
+        self.changed.clear()
+
+    def _file(self, folder: str) -> Path:
+        return self.folder / f"{hashlib.sha256(os.fsencode(folder)).hexdigest()[:32]}.json"
+
+    def _table(self, folder: str) -> dict[str, dict]:
+        if folder not in self.tables:
+            try:
+                record = json.loads(self._file(folder).read_text())
+                table = record["files"] if record.get("folder") == folder else {}
+            except (OSError, ValueError, KeyError, TypeError):
+                table = {}
+            self.tables[folder] = table if isinstance(table, dict) else {}
+        return self.tables[folder]
+
+
+def _signature(info: os.stat_result) -> list[int]:
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
+
+
+def _size_text(n_bytes: int, exact: bool = True) -> str:
+    """``"320 bytes"``, ``"12.5 MiB (13,107,200 bytes)"`` (``exact``) or ``"12.5 MiB"``."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f} {unit}" + (f" ({n_bytes:,} bytes)" if exact else "")
+    return f"{n_bytes} bytes"
+
+
+def _create_array(path: Path, shape: tuple[int, ...], entry_bytes: int) -> np.memmap:
+    """A new ``.npy`` file of zeros, allocated on disk before any row is written through its memory map."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        _reserve_space(path, entry_bytes, zero_from=array.offset)
+    except BaseException:
+        del array
+        path.unlink(missing_ok=True)
+        raise
+    return array
+
+
+def _reserve_space(path: Path, entry_bytes: int, zero_from: int | None) -> None:
+    """Allocate every block of ``path`` now (``os.posix_fallocate``), so that a full disk is an ``OSError`` naming the
+    space needed and where, not a ``SIGBUS`` when a row is later written through the memory map. Where that call is
+    missing or unsupported, a new file is allocated by writing its zeros from byte ``zero_from`` on (``None``: a
+    resumed file, whose rows must be kept, is left as it is)."""
+    size = path.stat().st_size
+    try:
+        with open(path, "r+b") as handle:
+            try:
+                os.posix_fallocate(handle.fileno(), 0, size)
+            except (AttributeError, OSError) as err:  # AttributeError: no posix_fallocate (macOS, Windows)
+                if isinstance(err, OSError) and err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                if zero_from is not None:
+                    handle.seek(zero_from)
+                    zeros = bytes(_READ_CHUNK)
+                    for start in range(zero_from, size, len(zeros)):
+                        handle.write(zeros[: min(len(zeros), size - start)])
+                    handle.flush()
+                    os.fsync(handle.fileno())
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise OSError(
+            err.errno,
+            f"Not enough disk space for the features: {path.name} needs {_size_text(size)} and the whole entry "
+            f"{_size_text(entry_bytes)} in {path.parent}, where {_size_text(free, exact=False)} are free. Free "
+            f"some space there (or set COURSE_CACHE_DIR to a larger disk) and run again: the rows already finished "
+            f"are kept.",
+        ) from err
+
+
+def _read_entry(entry: Path, run: _Run, memo: _DigestMemo, then: str) -> FeatureSet | None:
+    """The finished, verified entry, or ``None``: not finished (no warning), or damaged (one warning line naming the
+    entry and what was wrong; ``then`` says what happens next). Reads only: nothing is written into ``entry``."""
+    if not (entry / "complete.json").is_file():
+        return None
+    loaded = _load_entry(entry, run.template(), run.shapes, memo)
+    memo.save()
+    if isinstance(loaded, str):
+        warnings.warn(f"Feature cache entry {entry} is damaged ({loaded}); {then}.", CacheEntryDamagedWarning,
+                      stacklevel=3)
+        return None
+    return loaded
 
 
 # --------------------------------------------------------------------------------------------------- decoding
@@ -424,9 +606,12 @@ class _Run:
         result.valid[sorted(skipped)] = False
         return result
 
-    def into_entry(self, entry: Path, key: str) -> FeatureSet:
+    def into_entry(self, entry: Path, key: str, memo: _DigestMemo) -> FeatureSet:
+        marker, progress_file = entry / "complete.json", entry / "progress.json"
+        if marker.exists():  # a finished entry that failed its checks: withdraw the marker before touching anything
+            marker.unlink()
+            progress_file.unlink(missing_ok=True)  # its rows are the damaged ones: start again from row 0
         arrays, start, skipped = self._open_or_resume(entry)
-        progress_file = entry / "progress.json"
 
         def checkpoint(done: int) -> None:
             for array in arrays.values():
@@ -440,20 +625,25 @@ class _Run:
         for array in arrays.values():
             array.flush()
         arrays.clear()  # close the writable maps; the result re-opens them read-only
-        _write_json(entry / "complete.json", {
-            "n_images": len(self.paths), "views": self.spec.view_names, "layers": self.layers,
-            "skipped": _skipped_list(self.paths, skipped), **self.settings,
+        checksums = {layer: _hash_file(_layer_file(entry, layer), "crc32") for layer in self.layers}
+        _write_json(marker, {
+            "cache_version": CACHE_VERSION, "n_images": len(self.paths), "views": self.spec.view_names,
+            "layers": self.layers, "shapes": {layer: list(shape) for layer, shape in self.shapes.items()},
+            "crc32": checksums, "skipped": _skipped_list(self.paths, skipped), **self.settings,
         })
         progress_file.unlink(missing_ok=True)
-        loaded = _load_entry(entry, self.template())
-        if loaded is None:
-            raise RuntimeError(f"The feature cache entry {entry} was written but cannot be read back; delete it.")
+        loaded = _load_entry(entry, self.template(), self.shapes, memo, verify=False)  # just checksummed
+        if isinstance(loaded, str):
+            raise RuntimeError(f"The feature cache entry {entry} was written but cannot be read back ({loaded}); "
+                               f"delete it.")
         loaded.from_cache = False
         return loaded
 
     def _open_or_resume(self, entry: Path) -> tuple[dict[str, np.memmap], int, dict[int, str]]:
-        """The entry's arrays, opened for writing: resumed from progress.json when it is consistent, else new."""
+        """The entry's arrays, opened for writing and allocated on disk: resumed from progress.json when it is
+        consistent, else new."""
         progress_file = entry / "progress.json"
+        entry_bytes = sum(4 * math.prod(shape) for shape in self.shapes.values())
         if progress_file.is_file():
             try:
                 record = json.loads(progress_file.read_text())
@@ -461,14 +651,15 @@ class _Run:
                 if all(arrays[layer].shape == shape and arrays[layer].dtype == np.float32
                        for layer, shape in self.shapes.items()):
                     skipped = {int(item["index"]): item["reason"] for item in record["skipped"]}
+                    for layer in self.layers:
+                        _reserve_space(_layer_file(entry, layer), entry_bytes, zero_from=None)
                     return arrays, int(record["done"]), skipped
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # a damaged entry: start it again below
-            progress_file.unlink(missing_ok=True)
-        arrays = {
-            layer: np.lib.format.open_memmap(_layer_file(entry, layer), mode="w+", dtype=np.float32, shape=shape)
-            for layer, shape in self.shapes.items()
-        }
+            except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
+                if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # the disk is full: keep the finished rows for when space is freed
+            progress_file.unlink(missing_ok=True)  # a damaged entry: start it again below
+        arrays = {layer: _create_array(_layer_file(entry, layer), shape, entry_bytes)
+                  for layer, shape in self.shapes.items()}
         return arrays, 0, {}
 
     def _loop(self, arrays, start: int, skipped: dict[int, str], checkpoint: Callable[[int], None]) -> None:
@@ -641,21 +832,41 @@ def _engine_for(backbone: backbones.Backbone, layers: list[str], engine: str, de
     return built
 
 
-def _load_entry(entry: Path, template: FeatureSet) -> FeatureSet | None:
-    """The finished entry as a FeatureSet of read-only memory maps, or ``None`` when it does not match the job."""
+def _load_entry(entry: Path, template: FeatureSet, shapes: dict[str, tuple[int, ...]], memo: _DigestMemo,
+                verify: bool = True) -> FeatureSet | str:
+    """The finished entry as a FeatureSet of read-only memory maps, or what is wrong with it: a missing, empty,
+    truncated layer file, another shape or dtype than the job's, or (``verify``) a CRC-32 other than recorded."""
     try:
         record = json.loads((entry / "complete.json").read_text())
-        arrays = {}
-        for layer in record["layers"]:
-            array = np.load(_layer_file(entry, layer), mmap_mode="r")
-            if array.shape[:2] != (len(template.paths), len(template.view_names)) or array.dtype != np.float32:
-                return None
-            arrays[layer] = array
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        checksums, skipped = record["crc32"], [(int(item["index"]), item["reason"]) for item in record["skipped"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"complete.json cannot be read ({err})"
+    if any(not 0 <= i < len(template.paths) for i, _ in skipped):
+        return "complete.json lists skipped images that the job does not have"
+    arrays = {}
+    for layer, shape in shapes.items():
+        path = _layer_file(entry, layer)
+        try:
+            if path.stat().st_size == 0:
+                return f"{path.name} is empty"
+            array = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            return f"{path.name} is missing"
+        except (OSError, ValueError, EOFError) as err:
+            return f"{path.name} cannot be read: {err}"
+        if array.shape != shape or array.dtype != np.float32 or not array.flags.c_contiguous:
+            return f"{path.name} holds {array.dtype} {array.shape}, not float32 {shape}"
+        if verify:
+            try:
+                crc = memo.digest(path, "crc32")
+            except OSError as err:
+                return f"{path.name} cannot be read: {err}"
+            if crc != checksums.get(layer):
+                return f"{path.name} fails its checksum: CRC-32 {crc}, recorded {checksums.get(layer)}"
+        arrays[layer] = array
     template.arrays, template.cache_path, template.from_cache = arrays, entry, True
-    template.skipped = [(item["path"], item["reason"]) for item in record["skipped"]]
-    template.valid[[int(item["index"]) for item in record["skipped"]]] = False
+    template.skipped = [(str(template.paths[i]), reason) for i, reason in skipped]
+    template.valid[[i for i, _ in skipped]] = False
     return template
 
 

@@ -3,12 +3,14 @@
 Published numbers differ mostly through protocol details, so each one is explicit here (``docs/protocols.md``
 gives the sources):
 
-* ``voc07_ap``: PASCAL VOC 2007 classification AP, *11-point interpolated*, difficult items removed.
+* ``voc07_ap``: PASCAL VOC 2007 classification AP, *11-point interpolated*, difficult items removed, bit for bit
+  as the official devkit's ``VOCevalcls.m`` computes it (its recall levels are MATLAB's ``0:0.1:1``).
 * ``average_precision``: non-interpolated AP (area under the precision-recall steps).
 * ``mean_class_accuracy``: mean of per-class accuracies (MIT-67, CUB, Flowers), not the overall accuracy.
 * ``mean_auc``: mean ROC AUC over attribute columns (UIUC attributes).
 * ``retrieval_ap`` / ``retrieval_map``: Oxford Buildings / INRIA Holidays AP, junk removed from the ranking and the
-  area summed with the trapezoidal rule; ``revisited_map``: revisited Oxford/Paris Easy, Medium and Hard.
+  area summed with the trapezoidal rule; ``revisited_map``: revisited Oxford/Paris Easy, Medium and Hard, and
+  ``revisited_precision_at``: that protocol's precision at 1, 5 and 10.
 * ``ukbench_score``: UKBench N-S score (true images among the top 4, 0..4).
 
 Ties: whenever items are ranked by score, the sort is *stable* on descending score, so tied items keep their input
@@ -25,6 +27,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 REVISITED_SETTINGS = ("easy", "medium", "hard")
+# The ranks at which the revisited Oxford/Paris evaluation reports mean precision (revisitop's ``kappas``).
+REVISITED_KAPPAS = (1, 5, 10)
+VOC07_LEVELS = ("devkit", "exact")
 
 
 def _scores_and_labels(scores: object, labels: object, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,17 +70,68 @@ def _hits_in_rank_order(scores: np.ndarray, labels: np.ndarray, what: str) -> np
     return hits
 
 
-def voc07_ap(scores: object, labels: object, difficult: object = None) -> float:
+def matlab_colon(start: float, step: float, stop: float) -> np.ndarray:
+    """The vector MATLAB's colon operator ``start:step:stop`` builds, element for element, as doubles.
+
+    MATLAB does not compute ``start + k*step`` for every element: to keep the vector symmetric it counts the
+    intervals ``n`` (rounded, with a tolerance of ``2 * eps * max(|start|, |stop|)``), snaps the last element to
+    ``stop`` when ``start + n*step`` is within that tolerance, then fills the first half as ``start + k*step``
+    (``k = 0 .. floor(n/2)``), the second half as ``last - k*step`` from the far end, and, for even ``n``, the
+    middle element as ``(start + last) / 2``. So ``0:0.1:1`` holds ``3*0.1 = 0.30000000000000004`` but exactly
+    0.6 and 0.7 (``1 - 0.4`` and ``1 - 0.3``), where ``6*0.1`` and ``7*0.1`` would be 0.6000000000000001 and
+    0.7000000000000001. Integer start and step take MATLAB's exact integer paths. This is the algorithm
+    MathWorks documents for the colon operator (its ``colonop.m``); it reproduces MATLAB's printed outputs, e.g.
+    ``(0:0.1:0.3) - (0:0.1:0.4)(1:4)`` = ``1e-16 * [0 0 -0.2776 -0.5551]`` (``docs/protocols.md``).
+    """
+    a, d, b = float(start), float(step), float(stop)
+    if not (np.isfinite(a) and np.isfinite(d) and np.isfinite(b)):
+        raise ValueError(f"matlab_colon: start, step and stop must be finite; got {start}, {step}, {stop}.")
+    if d == 0 or (a < b and d < 0) or (b < a and d > 0):
+        return np.zeros(0)
+    tolerance = 2.0 * np.finfo(float).eps * max(abs(a), abs(b))
+    sign = np.sign(d)
+    integers = a == np.floor(a) and d == np.floor(d)
+    if integers and d == 1:
+        n = int(np.floor(b) - a)
+    elif integers:
+        quotient = np.floor(a / d)
+        n = int(np.floor((b - (a - quotient * d)) / d) - quotient)
+    else:
+        n = int(np.round((b - a) / d))
+        if sign * (a + n * d - b) > tolerance:
+            n -= 1
+    last = a + n * d
+    if not integers and sign * (last - b) > -tolerance:
+        last = b
+    out = np.empty(n + 1)
+    half = np.arange(n // 2 + 1)
+    out[half] = a + half * d
+    out[n - half] = last - half * d
+    if n % 2 == 0:
+        out[n // 2] = (a + last) / 2
+    return out
+
+
+# The devkit's recall levels: VOCevalcls.m loops ``for t=0:0.1:1``.
+VOC07_DEVKIT_LEVELS = matlab_colon(0, 0.1, 1)
+
+
+def voc07_ap(scores: object, labels: object, difficult: object = None, levels: str = "devkit") -> float:
     """PASCAL VOC 2007 AP of one class: precision interpolated at the 11 recalls 0, 0.1, ..., 1.
 
     At each recall level ``t`` the precision is the *maximum* precision at any rank whose recall is ``>= t``
     (0 when recall never reaches ``t``); AP is the mean of the 11 values. Items with ``difficult`` true are removed
     before ranking: they count neither as hits nor as errors.
 
-    Recall is compared with each level exactly (``10 * hits >= level * n_positives`` in integers). Levels built in
-    floating point (numpy's ``arange(0, 1.1, 0.1)`` holds 0.30000000000000004) make a recall of exactly 0.3 miss
-    the 0.3 level; results differ only in such cases (``docs/protocols.md``).
+    ``levels="devkit"`` (the default) reproduces the official ``VOCevalcls.m`` bit for bit, as every published VOC07
+    number was computed: recall is the double ``tp / n_positives``, the levels are MATLAB's ``0:0.1:1``
+    (:data:`VOC07_DEVKIT_LEVELS`, whose fourth level is 0.30000000000000004, so a recall of exactly 0.3 does not
+    reach it) and AP is accumulated as ``ap = ap + p / 11``. ``levels="exact"`` compares recall with exact tenths
+    (``10 * hits >= k * n_positives`` in integers); the two differ only when a class's count of positives is a
+    multiple of 10 and recall stops at exactly 0.3 (``docs/protocols.md``).
     """
+    if levels not in VOC07_LEVELS:
+        raise ValueError(f"voc07_ap: levels must be 'devkit' or 'exact'; got {levels!r}.")
     scores, labels = _scores_and_labels(scores, labels, "voc07_ap")
     if difficult is not None:
         difficult = np.asarray(difficult, dtype=bool)
@@ -86,11 +142,12 @@ def voc07_ap(scores: object, labels: object, difficult: object = None) -> float:
     true_positives = np.cumsum(hits)
     precision = true_positives / np.arange(1, hits.size + 1)
     n_positives = int(true_positives[-1])
-    total = 0.0
-    for level in range(11):
-        reached = 10 * true_positives >= level * n_positives
-        total += precision[reached].max() if reached.any() else 0.0
-    return total / 11
+    recall = true_positives / n_positives
+    ap = 0.0
+    for k, level in enumerate(VOC07_DEVKIT_LEVELS):
+        reached = recall >= level if levels == "devkit" else 10 * true_positives >= k * n_positives
+        ap = ap + (precision[reached].max() if reached.any() else 0.0) / 11
+    return float(ap)
 
 
 def average_precision(scores: object, labels: object) -> float:
@@ -105,10 +162,12 @@ def average_precision(scores: object, labels: object) -> float:
     return float(np.mean(np.arange(1, ranks.size + 1) / ranks))
 
 
-def mean_ap(scores: object, labels: object, difficult: object = None, interpolation: str = "voc07") -> float:
+def mean_ap(scores: object, labels: object, difficult: object = None, interpolation: str = "voc07",
+            levels: str = "devkit") -> float:
     """Mean over columns of the AP of an ``(items, classes)`` score matrix (``"voc07"`` 11-point or ``"area"``).
 
-    Every column must have at least one (non-difficult) positive; drop empty columns first.
+    Every column must have at least one (non-difficult) positive; drop empty columns first. ``levels`` goes to
+    :func:`voc07_ap` (the devkit's recall levels, or exact tenths).
     """
     scores, labels = np.asarray(scores), np.asarray(labels)
     if scores.ndim != 2 or scores.shape != labels.shape:
@@ -118,7 +177,7 @@ def mean_ap(scores: object, labels: object, difficult: object = None, interpolat
         raise ValueError(f"mean_ap: interpolation must be 'voc07' or 'area'; got {interpolation!r}.")
     difficult = np.zeros(labels.shape, dtype=bool) if difficult is None else np.asarray(difficult, dtype=bool)
     aps = [
-        voc07_ap(scores[:, k], labels[:, k], difficult[:, k])
+        voc07_ap(scores[:, k], labels[:, k], difficult[:, k], levels)
         if interpolation == "voc07"
         else average_precision(scores[~difficult[:, k], k], labels[~difficult[:, k], k])
         for k in range(scores.shape[1])
@@ -249,6 +308,30 @@ def revisited_map(
     if not aps:
         raise ValueError(f"revisited_map: no query has a positive in the {setting!r} setting.")
     return float(np.mean(aps))
+
+
+def revisited_precision_at(
+    ranked_ids: Sequence[object],
+    positives: Iterable[object],
+    junk: Iterable[object] = (),
+    kappas: Sequence[int] = REVISITED_KAPPAS,
+) -> np.ndarray:
+    """Precision at each of ``kappas`` for one query, as the revisited Oxford/Paris ``compute_map`` computes it.
+
+    Junk ids are dropped from the ranking first. The official code caps each ``k`` at the position of the last
+    positive retrieved: precision at ``k`` is (positives among the first ``min(k, last)``) / ``min(k, last)``, so a
+    query whose 3 positives fill positions 1, 2 and 4 scores 3/4 at 5 and at 10, not 3/5 and 3/10. A ranking that
+    retrieves no positive at all scores 0 (the official code has no such case: its rankings hold every image).
+    """
+    positives, junk = set(positives), set(junk)
+    if not positives:
+        raise ValueError("revisited_precision_at: the query has no positives, so precision is undefined; skip it.")
+    kept = [item for item in ranked_ids if item not in junk]
+    found = np.flatnonzero([item in positives for item in kept]) + 1  # 1-based positions of the positives
+    if found.size == 0:
+        return np.zeros(len(kappas))
+    capped = np.minimum(found.max(), np.asarray(kappas))
+    return np.array([(found <= k).sum() / k for k in capped], dtype=np.float64)
 
 
 def ukbench_score(ranked_ids: Sequence[object], group: Iterable[object]) -> int:

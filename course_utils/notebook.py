@@ -161,7 +161,7 @@ def first_conv_filters(model) -> np.ndarray:
 def network_view(backbone, image: Image.Image) -> np.ndarray:
     """The image as the network receives it (squashed to a square, resized), undone back to ``[0, 1]`` RGB.
 
-    Showing this next to the photo makes the paper's anisotropic warp (PAPER.md section 1) visible.
+    Showing this next to the photo makes the paper's anisotropic warp (docs/paper.md section 1) visible.
     """
     tensor = backbone.transform(image)
     mean = np.asarray(backbone.mean, dtype=np.float32)[:, None, None]
@@ -233,7 +233,8 @@ def plot_paper_claim():
     series = (
         ("best earlier method", [r.prior for r in rows], "#9e9e9e"),
         ("CNN off-the-shelf", [r.cnn for r in rows], "#6baed6"),
-        ("CNN + augmentation/normalisation", [r.cnn_aug for r in rows], "#08519c"),
+        ("paper's CNNaug (16 views, power α = 2; retrieval: + search, PCA-whitening)", [r.cnn_aug for r in rows],
+         "#08519c"),
     )
     for offset, (label, values, colour) in zip((-width, 0.0, width), series, strict=True):
         axis.bar(positions + offset, values, width, label=label, color=colour)
@@ -247,7 +248,7 @@ def plot_paper_claim():
     return figure
 
 
-# The course's data flow (COURSE_DESIGN.md): (stage, module, notebooks that teach it).
+# The course's data flow (README's course map): (stage, module, notebooks that teach it).
 DATA_FLOW = (
     ("images", "datasets", "02, 06"),
     ("views", "augment", "03"),
@@ -345,26 +346,19 @@ def prediction_explorer(backbone, photos: Mapping[str, Image.Image], topk: int =
 
 
 def first_available(names: Sequence[str], **kwargs):
-    """The first dataset of ``names`` that is on this machine, loaded; says which ones were missing and why.
+    """The first dataset of ``names`` on this machine, loaded, and one line saying what is used.
 
-    Notebooks name the real benchmark first and an embedded demo set last, so they run everywhere and tell the
-    learner what they are looking at. Raises the last ``DatasetMissingError`` when none of them is present.
+    Each name is looked for by the course's one rule (its shared copy, then its downloaded copy; an embedded demo
+    set is always there), so notebooks name the real benchmark first and an embedded demo set last: they run
+    everywhere and tell the learner what they are looking at, e.g. ``Data: demo_classes — embedded demo set
+    (flowers102 and flowers17 are not on this machine; to get them: ...)``. ``record.source`` says which copy was
+    used. Raises the last name's ``DatasetMissingError`` when none of them is present.
     """
-    from .datasets import DatasetMissingError, load
+    from .datasets import load_first_available
 
     if not names:
         raise ValueError("first_available needs at least one dataset name, e.g. ['flowers102', 'demo_classes'].")
-    for name in names[:-1]:
-        try:
-            record = load(name, **kwargs)
-        except DatasetMissingError as err:
-            print(f"{name}: not on this machine ({err})")
-            continue
-        print(f"using {name}: {len(record)} images")
-        return record
-    record = load(names[-1], **kwargs)  # the last resort: its error, if any, says how to get it
-    print(f"using {names[-1]}: {len(record)} images")
-    return record
+    return load_first_available(names, **kwargs)
 
 
 def class_subset(record, classes: Sequence[str | int], test_per_class: int | None = None):  # noqa: ANN001
@@ -498,7 +492,9 @@ def show_confused_pairs(record, outcome, top: int = 3, size: float = 2.5):  # no
     taken for the other class, beside a training image of that other class. Returns the figure.
 
     Seeing the two side by side shows whether a mistake is a look-alike (a fine-grained confusion) or a real error.
-    ``outcome`` is what :func:`course_utils.experiments.classify` returns for ``record``.
+    ``outcome`` is what :func:`course_utils.experiments.classify` returns for ``record``. The training image is the
+    first one the classifier learnt from (``outcome.train_indices``), so an image that feature extraction skipped
+    as unreadable is never opened; an outcome without ``train_indices`` offers every non-test image.
     """
     import matplotlib.pyplot as plt
 
@@ -515,11 +511,13 @@ def show_confused_pairs(record, outcome, top: int = 3, size: float = 2.5):  # no
         return figure
     pairs, counts = np.unique(np.stack([y_true[wrong], y_pred[wrong]], axis=1), axis=0, return_counts=True)
     order = np.lexsort((pairs[:, 1], pairs[:, 0], -counts))[:top]  # most frequent first, ties by class ids
-    labels, split = np.asarray(record.labels), np.asarray(record.split)
+    labels = np.asarray(record.labels)
+    trained = getattr(outcome, "train_indices", None)
+    candidates = np.flatnonzero(np.asarray(record.split) != "test") if trained is None else np.asarray(trained)
     images, titles = [], []
     for (true, predicted), n in zip(pairs[order], counts[order], strict=True):
         first = wrong[(y_true[wrong] == true) & (y_pred[wrong] == predicted)][0]
-        example = np.flatnonzero((labels == predicted) & (split != "test"))[0]
+        example = candidates[labels[candidates] == predicted][0]
         images += [open_rgb(record.paths[outcome.test_indices[first]]), open_rgb(record.paths[example])]
         titles += [f"{record.class_names[true]}\ntaken for {record.class_names[predicted]} ({n}x)",
                    f"a training\n{record.class_names[predicted]}"]
@@ -688,9 +686,9 @@ def few_shot_scores(record, X: np.ndarray, per_class: Sequence[int], settings: M
 
 # The paper's two central comparisons (baseline row, improved row, what the improvement is), as in reproduce.
 CLAIMS = (
-    ("CNN-SVM", "CNNaug-SVM", "16 jittered views (classification, Tables 1-6)"),
-    ("CNN", "CNN-ss", "spatial search or jitter (retrieval, Table 7)"),
-    ("CNN", "CNNaug-ss", "search + PCA-whitening + power (Table 7)"),
+    ("CNN-SVM", "CNNaug-SVM", "16 jittered views (classification, Tables 1-6; power α = 2 in the paper)"),
+    ("CNN", "CNN-ss", "spatial search (Oxford/Paris/Sculptures) or 16-view jitter (Holidays/UKBench), Table 7"),
+    ("CNN", "CNNaug-ss", "search + PCA-whitening + power α = 2 (Table 7)"),
 )
 
 
@@ -727,8 +725,9 @@ def claim_gains(records: Sequence) -> list[ClaimGain]:
                 gains.append(ClaimGain(claim, "paper", label, round(values[better] - values[base], 2)))
         ours: dict[tuple[str, str], dict[str, object]] = {}
         for record in records:
-            if record.method in (base, better):
-                ours.setdefault((record.dataset, record.backbone), {})[record.method] = record
+            if paper.paper_method(record.method) in (base, better):  # "CNN-ss (16-view jitter)" is a CNN-ss row
+                ours.setdefault((record.dataset, record.backbone), {}).setdefault(paper.paper_method(record.method),
+                                                                                  record)
         for (dataset, backbone), rows in ours.items():
             if len(rows) == 2:
                 scale = 25.0 if "N-S" in rows[better].metric else 1.0

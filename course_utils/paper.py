@@ -1,4 +1,5 @@
-"""The paper's published numbers, as data (copied from ``PAPER.md``, which copied them from the CVPRW 2014 PDF).
+"""The paper's published numbers, as data (from the CVPRW 2014 PDF; ``docs/paper.md`` section 6 prints
+them as tables).
 
 Reports and notebooks look numbers up here instead of typing them, so a "paper versus ours" table can never drift
 from the source. Values are percent (mAP, mean accuracy, AUC, AP); UKBench in Table 7 is the paper's "top-4 recall"
@@ -119,6 +120,11 @@ def _rows() -> list[PaperResult]:
 
 
 RESULTS: tuple[PaperResult, ...] = tuple(_rows())
+
+
+def paper_method(method: str) -> str:
+    """The paper's row name of one of our methods: a qualifier in parentheses is ours ("CNN-ss (16-view jitter)")."""
+    return method.split(" (", 1)[0]
 
 
 def lookup(dataset: str, method: str, metric: str | None = None) -> float | None:

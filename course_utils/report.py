@@ -11,11 +11,12 @@ import datetime as _dt
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .datasets.images import printable, write_text_atomic
 
 
 @dataclass
@@ -76,20 +77,6 @@ def environment_info(seed: int | None = None) -> dict[str, Any]:
     return info
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _fmt(value: float | None, metric: str) -> str:
     if value is None:
         return "–"
@@ -129,15 +116,15 @@ def plot_paper_vs_ours(records: Sequence[ResultRecord], path: Path) -> Path | No
     rows = [r for r in records if r.paper is not None and "N-S" not in r.metric]
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     labels = [f"{r.dataset}\n{r.method}\n{r.backbone}" for r in rows]
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows)), 4))
+    # A bare Figure (not pyplot): drawing it never touches the global backend, so a notebook that writes a
+    # report keeps its inline plots, and nothing is left open in pyplot.
+    fig = Figure(figsize=(max(6, 1.1 * len(rows)), 4))
+    ax = fig.subplots()
     ax.bar(x - 0.2, [r.paper for r in rows], width=0.4, label="paper (OverFeat)", color="#999999")
     ax.bar(x + 0.2, [r.value for r in rows], width=0.4, label="ours", color="#1f77b4")
     ax.set_xticks(x, labels, fontsize=7)
@@ -148,7 +135,6 @@ def plot_paper_vs_ours(records: Sequence[ResultRecord], path: Path) -> Path | No
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -164,14 +150,15 @@ def write_report(
     """Write ``results.json``, ``report.md`` and ``paper_vs_ours.png`` into ``out_dir``; return their paths.
 
     ``sections`` are extra Markdown blocks (notes, per-dataset findings) and ``plots`` extra PNG files already in
-    ``out_dir`` to embed in the report.
+    ``out_dir`` to embed in the report. ``results.json`` keeps every string exactly (JSON escapes what is not
+    UTF-8); the Markdown shows undecodable bytes of file names as escapes (:func:`printable`).
     """
     records = list(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "markdown": out / "report.md"}
     payload = {"meta": meta, "results": [r.to_dict() for r in records]}
-    atomic_write_text(paths["json"], json.dumps(payload, indent=2, default=str) + "\n")
+    write_text_atomic(paths["json"], json.dumps(payload, indent=2, default=str) + "\n")
     chart = plot_paper_vs_ours(records, out / "paper_vs_ours.png")
     all_plots = ([chart] if chart else []) + [Path(p) for p in plots]
     body = [f"# {title}", "", f"Run on {meta.get('date', '')}; backbone(s): "
@@ -181,7 +168,7 @@ def write_report(
     body += [f"![{p.stem}]({p.name})\n" for p in all_plots]
     body += ["<details><summary>Environment</summary>", "", "```json", json.dumps(meta, indent=2, default=str),
              "```", "</details>", ""]
-    atomic_write_text(paths["markdown"], "\n".join(body))
+    write_text_atomic(paths["markdown"], printable("\n".join(body)))
     if chart:
         paths["plot"] = chart
     return paths

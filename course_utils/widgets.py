@@ -1,4 +1,7 @@
-"""Interactive explorers for the notebooks: a classifier explorer and a retrieval explorer (ipywidgets).
+"""Interactive explorers for the notebooks: a classifier explorer and retrieval explorers (ipywidgets).
+
+The retrieval explorers are :func:`retrieval_explorer` (a course dataset, with its ground truth) and
+:func:`folder_explorer` (any folder of the learner's own photos: no ground truth, only distances).
 
 Each explorer has two layers. The *pure* layer computes: :class:`ClassifierScores` trains and scores one linear SVM
 per (layer, power, C) and :func:`ranked_results` lists a query's ranked database images with their status. The
@@ -23,7 +26,7 @@ import numpy as np
 from .datasets.base import DatasetRecord
 
 # Normalisations offered by the classifier explorer: label -> signed-power exponent applied after L2 (1 = none).
-# Every choice L2-normalises, because the paper does so in every experiment (PAPER.md section 1).
+# Every choice L2-normalises, because the paper does so in every experiment (docs/paper.md section 3).
 POWER_CHOICES: dict[str, float] = {
     "L2 (CNN-SVM)": 1.0,
     "L2 + signed power 0.5": 0.5,
@@ -276,6 +279,7 @@ def retrieval_explorer(record: DatasetRecord, result: Mapping, *, query: int = 0
     :func:`course_utils.viz.retrieval_gallery` for the chosen query; a table below lists each result's status and
     distance, and the query's AP. Returns an ``ipywidgets.VBox`` whose ``query`` (Dropdown), ``gallery`` (Image) and
     ``table`` (HTML) attributes are its parts; ``explorer.ranked_for(q)`` is :func:`ranked_results` for query ``q``.
+    For a folder of your own photos, which has no ground truth, use :func:`folder_explorer`.
     """
     import ipywidgets as widgets
 
@@ -303,4 +307,90 @@ def retrieval_explorer(record: DatasetRecord, result: Mapping, *, query: int = 0
     explorer = widgets.VBox([chooser, gallery, table])
     explorer.query, explorer.gallery, explorer.table = chooser, gallery, table
     explorer.ranked_for = lambda q, n=top: ranked_results(record, result, q, n)
+    return explorer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Retrieval explorer on a folder of your own photos
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _matches_html(result) -> str:  # noqa: ANN001 - a photo_search.SearchResult
+    rows = "".join(
+        f"<tr><td>#{match.rank}</td><td>{match.distance:.3f}</td><td>{html.escape(str(match.path))}</td></tr>"
+        for match in result.matches
+    )
+    extra = f", re-ranking the global top {result.reranked}" if result.reranked else ""
+    return (f"<b>{html.escape(result.query.name)}</b> ({result.method}{extra}; {result.seconds:.2f} s)"
+            f"<table><tr><th>rank</th><th>distance</th><th>photo</th></tr>{rows}</table>")
+
+
+def folder_explorer(
+    folder: str | Path,
+    *,
+    queries: Sequence[str | Path] = (),
+    query: int = 0,
+    top: int = 5,
+    method: str = "global",
+    rerank: int | None = None,
+    backbone: str | None = None,
+    layer: str | None = None,
+    engine: str = "auto",
+    progress: bool = True,
+):
+    """Search a folder of your own photos: pick a query photo and a search method, see its ``top`` matches.
+
+    Every image below ``folder`` is indexed once (:func:`course_utils.photo_search.build_index`: one global vector
+    per photo, cached, unreadable images skipped); the query dropdown offers ``queries`` (images from anywhere,
+    listed first) and then every indexed photo. ``method`` is the starting search: ``"global"`` (L2 between global
+    vectors), or ``"spatial"`` / ``"jitter"``, which re-rank the global top ``rerank`` photos with the paper's
+    distances (slower the first time: their patches are extracted, then cached). A photo's own file is left out of
+    its results. The explorer computes its starting state while being built, so it runs unattended under nbval.
+
+    Returns an ``ipywidgets.VBox`` whose ``query`` and ``method`` (Dropdowns), ``gallery`` (Image) and ``table``
+    (HTML) attributes are its parts, ``index`` the :class:`~course_utils.photo_search.PhotoIndex` behind it, and
+    ``matches_for(q, method)`` the pure function it shows (a :class:`~course_utils.photo_search.SearchResult`, for
+    option number ``q`` of the query dropdown; remembered, so going back to a query costs nothing).
+    """
+    import ipywidgets as widgets
+
+    from . import photo_search
+    from .config import DEFAULT_BACKBONE
+
+    if method not in photo_search.METHODS:
+        raise ValueError(f"Unknown search method {method!r}; choose one of {photo_search.METHODS}.")
+    index = photo_search.build_index(folder, backbone or DEFAULT_BACKBONE, layer, engine=engine, progress=progress)
+    candidates = [Path(q).expanduser().absolute() for q in queries] + list(index.paths)
+    labels = [f"outside: {p.name}" for p in candidates[: len(queries)]]
+    labels += [p.relative_to(index.root).as_posix() for p in index.paths]
+    if not 0 <= query < len(candidates):
+        raise IndexError(f"Query {query} does not exist: the explorer offers queries 0 to {len(candidates) - 1} "
+                         f"({len(queries)} given, then the {len(index)} indexed photos).")
+    depth = photo_search.RERANK_DEPTH if rerank is None else int(rerank)
+    remembered: dict[tuple[int, str], object] = {}
+
+    def matches_for(q: int, how: str = method):
+        if not 0 <= q < len(candidates):
+            raise IndexError(f"Query {q} does not exist: the explorer offers queries 0 to {len(candidates) - 1}.")
+        if (q, how) not in remembered:
+            remembered[q, how] = index.search(candidates[q], top=top, method=how, rerank=depth, progress=progress)
+        return remembered[q, how]
+
+    chooser = widgets.Dropdown(options=list(zip(labels, range(len(labels)), strict=True)), value=query,
+                               description="query", layout=widgets.Layout(width="420px"))
+    how = widgets.Dropdown(options=list(photo_search.METHODS), value=method, description="search")
+    gallery = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
+    table = widgets.HTML()
+
+    def show(_change: object = None) -> None:
+        result = matches_for(chooser.value, how.value)
+        gallery.value = figure_png(photo_search.gallery_figure([result], index.root))
+        table.value = _matches_html(result)
+
+    chooser.observe(show, names="value")
+    how.observe(show, names="value")
+    show()
+    explorer = widgets.VBox([widgets.HBox([chooser, how]), gallery, table])
+    explorer.query, explorer.method, explorer.gallery, explorer.table = chooser, how, gallery, table
+    explorer.index, explorer.matches_for = index, matches_for
     return explorer

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Download, verify and extract one of the paper's benchmarks.
+"""Download, verify and extract the course's real sets or one of the paper's benchmarks.
 
+    python data_scripts/download.py course                 the real sets the notebooks use (sizes printed first)
     python data_scripts/download.py --list                 what exists, how big, what is already on disk
     python data_scripts/download.py voc2007                download + SHA-256 check + safe extraction + file counts
     python data_scripts/download.py voc2007 --root /data   put it in /data/voc2007 (default: $COURSE_DATA_DIR)

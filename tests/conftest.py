@@ -13,9 +13,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(tmp_path_factory):
-    """Keep the tests' features and demo sets out of the user's real cache unless CI chose a folder."""
+    """Keep the tests' features, demo sets and downloads out of the user's real folders unless CI chose them."""
     if "COURSE_CACHE_DIR" not in os.environ:
         os.environ["COURSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("course-cache"))
+    if "COURSE_DATA_DIR" not in os.environ:
+        os.environ["COURSE_DATA_DIR"] = str(tmp_path_factory.mktemp("course-data"))
     yield
 
 

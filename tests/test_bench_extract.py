@@ -29,6 +29,10 @@ def test_batched_decoding_rate_counts_every_file(tmp_path, monkeypatch):
     assert bench.nvjpeg_images_per_second(paths, 32, "cpu", limit=4) == pytest.approx(4 / 2.5)
 
 
+def _line(output: str, start: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(start))
+
+
 def _rate(output: str, label: str) -> float:
     return float(re.search(rf"^{re.escape(label)}: ([0-9.]+) images/s", output, re.MULTILINE).group(1))
 
@@ -46,14 +50,38 @@ def test_a_small_run_prints_each_measurement_and_the_result_line(tmp_path, monke
     naive, pipeline = _rate(output, "(a) naive loop"), _rate(output, "(b) pipeline")
     forward, decoding = _rate(output, "(c) forward bound"), _rate(output, "(d) decoding alone")
     assert min(naive, pipeline, forward, decoding) > 0
+    per_engine = dict(re.findall(r"(onnxruntime|torch) ([0-9.]+) images/s", _line(output, "    best forward per engine")))
+    assert set(per_engine) == {"onnxruntime", "torch"}  # onnxruntime is a dependency: both run on a CPU
+    # the bound is the best engine's best figure
+    assert forward == pytest.approx(max(map(float, per_engine.values())), rel=0.01, abs=0.01)
     last = output.strip().splitlines()[-1]
-    match = re.fullmatch(r"RESULT pipeline_vs_naive=([0-9.]+) pipeline_vs_forward=([0-9.]+) peak_rss_mb=(\d+)", last)
+    match = re.fullmatch(r"RESULT pipeline_vs_naive=([0-9.]+) pipeline_vs_forward=([0-9.]+) ort_vs_torch=([0-9.]+) "
+                         r"peak_rss_mb=(\d+)", last)
     assert match, last
     assert float(match.group(1)) == pytest.approx(pipeline / naive, rel=0.02, abs=0.01)
     assert float(match.group(2)) == pytest.approx(pipeline / forward, rel=0.02, abs=0.01)
-    assert 100 < int(match.group(3)) < 8_000  # a process holding torch and one small network
+    ort, torch = float(per_engine["onnxruntime"]), float(per_engine["torch"])
+    assert float(match.group(3)) == pytest.approx(ort / torch, rel=0.02, abs=0.01)
+    assert 100 < int(match.group(4)) < 8_000  # a process holding torch and one small network
 
 
-def test_bad_counts_are_refused():
-    with pytest.raises(SystemExit, match="--images, --naive-images and --rounds must be at least 1"):
-        main(["bench", "extract", "--images", "3", "--naive-images", "0", "--device", "cpu"])
+def test_ort_vs_torch_divides_the_best_figures_of_the_two_engines():
+    rows = [{"engine": "torch", "images_per_s": 40.0}, {"engine": "torch", "images_per_s": 64.0},
+            {"engine": "onnxruntime", "images_per_s": 96.0}, {"engine": "onnxruntime", "images_per_s": 80.0}]
+    best = bench.best_per_engine(rows, n_views=16)  # view-forwards/s -> images/s
+    assert best == {"torch": 4.0, "onnxruntime": 6.0}
+    assert bench.engine_ratio(best) == pytest.approx(1.5)
+    assert bench.engine_ratio({"torch": 4.0}) is None  # onnxruntime did not run: the RESULT line says n/a
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--naive-images", "0"], "argument --naive-images: must be at least 1; got 0"),
+    (["--rounds", "-1"], "argument --rounds: must be at least 1; got -1"),
+    (["--batch-sizes", "8,0"], "argument --batch-sizes: '8,0': must be at least 1; got 0"),
+    (["--engine", "ort"], "argument --engine: unknown engine 'ort'; choose one of: auto, torch, onnxruntime, compile"),
+])
+def test_bad_values_are_refused_in_one_line(argv, message, capsys):
+    assert main(["bench", "extract", "--images", "3", *argv, "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"python -m course_utils bench extract: error: {message} (python -m course_utils bench extract --help lists "
+        "the options)"]

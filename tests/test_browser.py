@@ -1,8 +1,10 @@
-"""A real browser: JupyterLab on 127.0.0.1, notebook 01 run in headless Chromium, plots and the widget rendered.
+"""A real browser: JupyterLab on 127.0.0.1, notebook 01 run in headless Chromium, plots, widget, concept check.
 
 nbval proves that the notebooks' code runs; it cannot see whether a learner's browser shows the figures and the
 ipywidgets (a missing front-end extension leaves a "Loading widget..." placeholder that no kernel test notices).
-This test opens the notebook the way a learner does, clicks Run > Run All Cells, and looks at the page.
+This test opens the notebook the way a learner does, clicks Run > Run All Cells, and looks at the page; then it
+answers one of the notebook's concept checks (``cu.quiz``) as a learner would: a wrong option, Check, the hint
+written for it; the right option, Check, the explanation.
 
 It is skipped when Debian's ``chromium`` (``/usr/bin/chromium``) or the ``playwright`` Python package is missing; it
 never downloads a browser. The server, its kernels and the browser are always stopped, every wait shares one time
@@ -203,6 +205,31 @@ def chromium(playwright_api):
             browser.close()
 
 
+def _first_choice_question(notebook: Path) -> tuple[int, object]:
+    """The first multiple-choice concept check of ``notebook``: its position among the concept checks, and the
+    :class:`course_utils.quiz.Question` its cell builds (so the test knows the options, the answer and the hints)."""
+    import course_utils as cu
+
+    checks = [cell for cell in nbformat.read(notebook, as_version=4).cells
+              if "concept-check" in cell.metadata.get("tags", [])]
+    for position, cell in enumerate(checks):
+        question = eval(compile(cell.source, f"{notebook.name}:concept-check", "eval"), {"cu": cu})  # noqa: S307
+        if question.options:
+            return position, question
+    pytest.fail(f"{notebook.name} has no multiple-choice concept check (a cell tagged concept-check)")
+
+
+def _answer(page, box, option: int, budget: Budget) -> str:
+    """Select ``option`` in a concept check's radio buttons, press Check, and return the new feedback text."""
+    feedback = box.locator(".widget-html").last
+    before = feedback.inner_text(timeout=budget.ms(10)).strip()
+    box.locator(".widget-radio-box input[type=radio]").nth(option).check(timeout=budget.ms(10))
+    box.locator("button", has_text=re.compile(r"^Check$")).click(timeout=budget.ms(10))
+    page.wait_for_function("([node, before]) => node.textContent.trim() !== before",  # the kernel answered
+                           arg=[feedback.element_handle(), before], timeout=budget.ms(30))
+    return feedback.inner_text(timeout=budget.ms(10)).strip()
+
+
 def _save_screenshot(page, element, folder: Path) -> Path:
     """Screenshot with the widget at the bottom of the view, as a 256-colour PNG (a fraction of the raw size)."""
     from PIL import Image
@@ -221,10 +248,13 @@ def _save_screenshot(page, element, folder: Path) -> Path:
     return small
 
 
-def test_notebook_01_runs_in_jupyterlab_and_shows_its_plots_and_widget(
+def test_notebook_01_runs_in_jupyterlab_shows_its_plots_and_widget_and_answers_a_concept_check(
     playwright_api, jupyter_lab, chromium, budget, tmp_path
 ):
-    code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(NOTEBOOK, as_version=4).cells)
+    # JupyterLab draws no input prompt for a cell whose source is hidden (the concept checks): count the others.
+    code_cells = sum(cell.cell_type == "code" and not cell.metadata.get("jupyter", {}).get("source_hidden")
+                     for cell in nbformat.read(NOTEBOOK, as_version=4).cells)
+    position, question = _first_choice_question(NOTEBOOK)
     context = chromium.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
     blocked: list[str] = []
 
@@ -282,6 +312,17 @@ def test_notebook_01_runs_in_jupyterlab_and_shows_its_plots_and_widget(
 
         screenshot = _save_screenshot(page, explorer, tmp_path)
         assert 0 < screenshot.stat().st_size < MAX_SCREENSHOT_BYTES
+
+        # A concept check: rendered as a widget (not its text fallback), answered wrong, then right.
+        box = page.locator(".jp-OutputArea-output .concept-check").nth(position)
+        box.scroll_into_view_if_needed(timeout=budget.ms(30))
+        assert question.prompt in box.inner_text(timeout=budget.ms(10))
+        radios = box.locator(".widget-radio-box input[type=radio]")
+        assert radios.count() == len(question.options)
+        wrong = min(question.hints) if question.hints else (question.answer + 1) % len(question.options)
+        assert _answer(page, box, wrong, budget) == question.grade(wrong).message
+        assert _answer(page, box, int(question.answer), budget) == question.grade(int(question.answer)).message
+        assert question.grade(int(question.answer)).message.startswith("\u2713 Right.")
     finally:
         context.close()
     print("requests blocked (not 127.0.0.1):", blocked or "none")

@@ -12,10 +12,12 @@ from sklearn.pipeline import make_pipeline
 from course_utils.bench import svm as bench_svm
 from course_utils.classify import (
     DEFAULT_CS,
+    FALLBACK_C,
     PAPER_C,
     CSelection,
     LinearSVMClassifier,
     cv_folds,
+    cv_shortfall,
     fit_on_split,
     ovo_column_blocks,
     ovo_votes,
@@ -267,6 +269,21 @@ def test_c_selection_never_reads_the_test_split():
     assert none is None and fixed.C == 2.0
     with pytest.raises(ValueError, match=r"no image has a split in \['trainval'\]"):
         fit_on_split(X, y, split, train_splits=("trainval",))
+
+
+def test_cross_validation_needs_cv_training_images_per_class_or_C_falls_back():
+    assert cv_shortfall(np.array([0, 0, 0, 1, 1, 1]), cv=3) is None
+    assert cv_shortfall(np.array([0, 0, 0, 1, 1]), cv=3) == \
+        "too few training images for 3-fold cross-validation: class 1 has 2"
+    assert cv_shortfall(np.eye(2, dtype=int)[[0, 1]], cv=3) == \
+        "too few training images for 3-fold cross-validation: 2 images"
+    assert cv_shortfall(np.array([0, 1] * 4), cv=3, groups=np.array([0, 0, 0, 0, 1, 1, 1, 1])) == \
+        "too few training images for 3-fold cross-validation: 2 groups"
+    X, y = separable_views(4, 2)  # two images per class: scikit-learn's folds would fail
+    with pytest.warns(UserWarning, match=r"C fixed at 2 \(too few training images .*: class 0 has 2\)"):
+        model, selection = fit_on_split(X, y, np.array(["train"] * 4))
+    assert selection is None and model.C == FALLBACK_C == 2.0
+    np.testing.assert_array_equal(model.predict(X), y)
 
 
 # ---------------------------------------------------------------------------- benchmark smoke test

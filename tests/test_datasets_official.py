@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from course_utils import config
-from course_utils.datasets import DatasetMissingError, load
+from course_utils.datasets import DatasetMissingError, load, specs
 from course_utils.datasets.flowers102 import CLASS_NAMES as FLOWER_NAMES
 from course_utils.datasets.holidays import read_rotation_list, write_rotated_copies
 from course_utils.datasets.oxford_paris import load_pickle_restricted
@@ -130,17 +130,23 @@ def test_flowers102_names_from_cat_to_name_json(tmp_path):
     assert record.class_names[1] == FLOWER_NAMES[1]  # ids the json lacks fall back to the shipped list
 
 
-def test_flowers102_prefers_a_download_then_the_shared_copy(tmp_path, monkeypatch):
+def test_flowers102_prefers_the_shared_copy_then_a_finished_download(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COURSE_SHARED_DATA", str(tmp_path / "no-shared"))
     with pytest.raises(DatasetMissingError, match=r"No shared copy.*download.py flowers102"):
         load("flowers102")
+    downloaded = tmp_path / "data" / "flowers102"
+    fx.make_flowers102(downloaded)
+    with pytest.raises(DatasetMissingError, match="no finished download"):  # files without their markers
+        load("flowers102")
+    for artifact in specs.get("flowers102").artifacts:
+        specs.marker(downloaded, artifact).parent.mkdir(exist_ok=True)
+        specs.marker(downloaded, artifact).write_text("ok")
+    assert load("flowers102").root == downloaded
     shared = tmp_path / "shared"
     fx.make_flowers102(shared / "oxford_flowers102")
     monkeypatch.setenv("COURSE_SHARED_DATA", str(shared))
     assert load("flowers102").root == shared / "oxford_flowers102"
-    fx.make_flowers102(tmp_path / "data" / "flowers102")
-    assert load("flowers102").root == tmp_path / "data" / "flowers102"
 
 
 def test_uiuc_apascal_objects_boxes_attributes(tmp_path):
@@ -333,11 +339,13 @@ def test_sculptures6k_train_and_all(tmp_path):
 
 # --- the real copies in ../shared/data ---------------------------------------------------------------------------
 
-needs_shared = pytest.mark.skipif(config.shared_data_dir() is None, reason="../shared/data is absent")
+def needs_shared(name: str) -> pytest.MarkDecorator:
+    """Skip unless the shared data folder holds a copy of ``name`` (absent, or COURSE_SHARED_DATA set elsewhere)."""
+    return pytest.mark.skipif(specs.shared_copy(name) is None, reason=f"no shared copy of {name}")
 
 
 @pytest.mark.shared
-@needs_shared
+@needs_shared("flowers102")
 def test_flowers102_shared_copy_official_split(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))  # no download there: the shared copy is used
     record = load("flowers102")
@@ -351,7 +359,7 @@ def test_flowers102_shared_copy_official_split(monkeypatch, tmp_path):
 
 
 @pytest.mark.shared
-@needs_shared
+@needs_shared("ukbench2000")
 def test_ukbench2000_shared_copy():
     record = load("ukbench2000")
     assert len(record) == 2000 and len(record.queries) == 2000

@@ -52,6 +52,61 @@ def test_only_test_split_is_scored_and_invalid_rows_are_left_out():
     assert set(record.split[outcome.test_indices]) == {"test"}
 
 
+def test_a_class_without_usable_images_counts_zero_and_is_named():
+    record, X = _views_record()
+    valid = record.labels != 2  # every image of class "c" unreadable
+    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=valid)
+    assert outcome.classes.tolist() == [0, 1, 2] and outcome.per_class.tolist() == [100.0, 100.0, 0.0]
+    assert outcome.value == pytest.approx(200 / 3)  # not 100 over the two classes left
+    assert outcome.settings["classes_without_usable_images"] == ["c"]
+    assert outcome.warnings == ["class 'c' has no usable image (all 12 unreadable): it counts as 0% in the mean "
+                                "class accuracy"]
+    only_test = record.labels != 2
+    only_test[(record.labels == 2) & (record.split == "train")] = True  # c can be trained but not tested
+    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=only_test)
+    assert outcome.per_class.tolist() == [100.0, 100.0, 0.0]
+    assert outcome.warnings == ["class 'c' has no usable test image (all 4 unreadable): it counts as 0% in the "
+                                "mean class accuracy"]
+    no_train = record.labels != 2
+    no_train[(record.labels == 2) & (record.split == "test")] = True  # c is tested but cannot be learnt
+    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=no_train)
+    assert outcome.per_class[2] == 0.0 and outcome.value == pytest.approx(200 / 3)
+    assert outcome.warnings == ["class 'c' has no usable training image (all 8 unreadable): the classifier cannot "
+                                "predict it, so it scores 0%"]
+
+
+def test_outcome_lists_the_training_images_and_the_gallery_shows_only_those(tmp_path):
+    from PIL import Image
+
+    from course_utils import notebook
+
+    record, X = _views_record()
+    record.paths = [tmp_path / name for name in record.paths]
+    for i, path in enumerate(record.paths):  # the red channel encodes the image number
+        Image.new("RGB", (8, 8), (i * 7, 0, 0)).save(path)
+    valid = np.ones(len(record), bool)
+    valid[[12, 13]] = False  # the first two training images of class "b", unreadable
+    record.paths[12].write_bytes(b"not an image")
+    record.paths[13].write_bytes(b"not an image")
+    X[8] = X[14]  # the first test image of "a" looks like a "b"
+    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=valid)
+    assert outcome.train_indices.tolist() == [*range(8), *range(14, 20), *range(24, 32)]
+    assert experiments.confusion_pairs(outcome, record.class_names) == [("a", "b", 1)]
+    figure = notebook.show_confused_pairs(record, outcome, top=1)
+    shown = [int(axis.images[0].get_array()[0, 0, 0]) // 7 for axis in figure.axes]
+    assert shown == [8, 14]  # the mistaken test image, beside the first *readable* training "b"
+
+
+def test_too_few_training_images_per_class_fix_C_with_a_note():
+    record, X = _views_record()
+    record.split = np.array((["train"] * 2 + ["test"] * 10) * 3)
+    outcome = experiments.classify(record, X, views="all", C="cv", train_splits=("train",))
+    assert outcome.C == 2.0 and outcome.settings["C"] == 2.0
+    reason = "too few training images for 3-fold cross-validation: class 'a' has 2"
+    assert outcome.settings["C_selection"] == f"fixed ({reason})"
+    assert outcome.warnings == [f"C fixed at 2 ({reason})"]
+
+
 def test_missing_split_is_a_clear_error():
     record, X = _views_record()
     with pytest.raises(ValueError, match=r"no images in splits \['train', 'val'\].*splits present"):
@@ -120,3 +175,19 @@ def test_enlarged_boxes_are_clipped_by_the_crop_like_enlarge_box():
     assert crop.size == (x1 - x0, y1 - y0) == (38, 25)  # x 62.5..107.5 -> 62..100, y 35..65 -> 35..60
     with pytest.raises(ValueError, match="shape"):
         augment.enlarge_boxes(np.zeros((3, 3)), 1.5)
+
+
+def test_a_label_left_without_usable_test_positives_is_named():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, size=(40, 2))
+    labels[30:, 1] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # one test positive for "b"
+    X = rng.normal(size=(40, 1, 6)).astype(np.float32)
+    X[:, 0, :2] += 3 * labels
+    record = DatasetRecord("attrs", "attributes", ".", [f"{i}" for i in range(40)], labels=labels,
+                           class_names=["a", "b"], split=np.array(["train"] * 30 + ["test"] * 10), metric="mean AUC")
+    valid = np.ones(40, bool)
+    valid[30] = False  # the only test positive of "b" is unreadable
+    outcome = experiments.classify(record, X, views="whole", C=1.0, train_splits=("train",), valid=valid)
+    assert outcome.classes.tolist() == [0] and outcome.per_class.shape == (1,)
+    assert outcome.warnings == ["label 'b': its test positives or its test negatives are all unreadable, so it "
+                                "has no score and is left out of the mean"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,13 +230,36 @@ def test_cache_key_follows_files_layers_and_views(tmp_path, monkeypatch):
     assert run(paths, cache, boxes=np.full((3, 4), np.nan)).cache_path != base
     assert run(list(reversed(paths)), cache).cache_path != base
 
+    # Images are named by content: neither a new modification time nor another folder changes the key.
     counter = CountingEngines(monkeypatch)
     stat = paths[1].stat()
     os.utime(paths[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # touched: same bytes, new mtime
     touched = run(paths, cache)
-    assert touched.cache_path != base and not touched.from_cache and counter.rows == 3
+    assert touched.cache_path == base and touched.from_cache and counter.rows == 0
+    moved = shutil.copytree(tmp_path / "img", tmp_path / "elsewhere" / "renamed")
+    copied = run([moved / path.name for path in paths], cache)
+    assert copied.cache_path == base and copied.from_cache and counter.rows == 0
+    assert [str(p) for p in copied.paths] == [str(moved / path.name) for path in paths]  # the caller's paths
+    assert "img0000" not in (base / "key.json").read_text()  # no path in the key
     random_photo(99).save(paths[1])  # new content (and size)
-    assert run(paths, cache).cache_path not in (base, touched.cache_path)
+    changed = run(paths, cache)
+    assert changed.cache_path != base and counter.rows == 3
+
+
+def test_new_bytes_of_the_same_size_and_time_get_new_features(tmp_path):
+    """The case a (size, mtime) key missed: same size (BMP of the same dimensions), modification time put back."""
+    paths = write_photos(tmp_path / "img", 2, suffix=".bmp")
+    backbone = tiny_backbone()
+    first = run(paths, tmp_path / "cache", backbone=backbone)
+    stat = paths[0].stat()
+    random_photo(77).save(paths[0])
+    os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert paths[0].stat().st_size == stat.st_size and paths[0].stat().st_mtime_ns == stat.st_mtime_ns
+    second = run(paths, tmp_path / "cache", backbone=backbone)
+    assert second.cache_path != first.cache_path and not second.from_cache
+    np.testing.assert_allclose(second["fc"][0], reference(backbone, paths[0], "fc"), atol=1e-5)
+    assert not np.allclose(second["fc"][0], first["fc"][0], atol=1e-3)
+    np.testing.assert_array_equal(second["fc"][1], first["fc"][1])
 
 
 def test_interrupted_run_resumes_to_the_same_array(tmp_path, monkeypatch):

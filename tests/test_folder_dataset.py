@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from course_utils import datasets
-from course_utils.datasets.folder import image_folder, write_split
+from course_utils.datasets.folder import image_folder, ns_groups, retrieval_folder, write_split
 
 
 def make_tree(root: Path, counts: dict[str, int]) -> Path:
@@ -77,6 +78,22 @@ def test_write_split_then_split_files_reproduce_the_split(tmp_path):
     frozen = image_folder(root, seed=99)
     assert relative(frozen) == relative(rec) and (frozen.split == rec.split).all()
     assert frozen.protocol.startswith("split from train.txt")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows file names are UTF-16: no undecodable bytes")
+def test_file_names_that_are_not_utf8_round_trip_through_the_split_files(tmp_path):
+    root = make_tree(tmp_path / "data", {"a": 3, "b": 3})
+    odd = Path(os.fsdecode(os.fsencode(root / "a") + b"/\xe9t\xe9.jpg"))  # Latin-1 bytes, not UTF-8
+    Image.new("RGB", (6, 4)).save(odd)
+    rec = image_folder(root, seed=1)
+    assert odd in rec.paths
+    written = write_split(rec, tmp_path / "results")
+    listed = b"".join(path.read_bytes() for path in written.values())
+    assert b"a/\xe9t\xe9.jpg\n" in listed  # the name's own bytes
+    for path in written.values():
+        shutil.copy(path, root / path.name)
+    frozen = image_folder(root)
+    assert frozen.paths == rec.paths and (frozen.split == rec.split).all()
 
 
 def test_split_files_define_membership_and_accept_comments(tmp_path):
@@ -146,3 +163,90 @@ def test_write_split_refuses_paths_outside_the_root(tmp_path):
                                  paths=[tmp_path / "elsewhere.jpg"], labels=np.array([0]))
     with pytest.raises(ValueError, match=r"elsewhere\.jpg is not inside its root"):
         write_split(rec, tmp_path / "out")
+
+
+# --- retrieval folders ------------------------------------------------------------------------------------------
+
+
+def make_groups(root: Path, counts: dict[str, int], distractors: int = 0) -> Path:
+    """``root/<group>/p_N.jpg`` (``counts[group]`` each), ``distractors`` images directly in ``root``, and files
+    that must be ignored (a text file, a hidden image, a hidden folder)."""
+    for g, (name, count) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (6, 4), (40 * g, 20 * i, 0)).save(root / name / f"p_{i}.jpg")
+    for i in range(distractors):
+        Image.new("RGB", (6, 4), (0, 0, 30 * i)).save(root / f"other_{i}.png")
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden.jpg").write_bytes(b"")
+    (root / ".thumbnails").mkdir()
+    Image.new("RGB", (4, 4)).save(root / ".thumbnails" / "x.jpg")
+    return root
+
+
+def test_retrieval_folder_queries_every_grouped_photo_against_the_rest(tmp_path):
+    root = make_groups(tmp_path / "trip", {"tower": 3, "bridge": 2}, distractors=2)
+    rec = datasets.load(f"retrieval-folder:{root}")
+    assert rec.name == "retrieval-folder:trip" and rec.task == "retrieval" and rec.root == root.resolve()
+    assert relative(rec) == ["bridge/p_0.jpg", "bridge/p_1.jpg", "tower/p_0.jpg", "tower/p_1.jpg", "tower/p_2.jpg",
+                             "other_0.png", "other_1.png"]
+    assert rec.database.tolist() == list(range(7)) and set(rec.split.tolist()) == {"db"}
+    assert [(q.index, q.positives, q.junk, q.name) for q in rec.queries] == [
+        (0, [1], [0], "bridge/p_0.jpg"), (1, [0], [1], "bridge/p_1.jpg"),
+        (2, [3, 4], [2], "tower/p_0.jpg"), (3, [2, 4], [3], "tower/p_1.jpg"), (4, [2, 3], [4], "tower/p_2.jpg")]
+    assert rec.protocol.startswith("2 groups, 2 distractors") and "N-S" not in rec.protocol
+    assert not ns_groups(rec)
+
+
+def test_retrieval_folder_is_scored_with_the_query_left_out(tmp_path):
+    from course_utils.retrieval import evaluate_retrieval
+
+    rec = retrieval_folder(make_groups(tmp_path / "trip", {"a": 2, "b": 3}))
+    # Image order: a/p_0, a/p_1, b/p_0, b/p_1, b/p_2 (indices 0-4); each query ranks itself first: it is ignored.
+    ranks = np.array([[0, 2, 1, 3, 4],   # a/p_0: its positive (1) second once the query is dropped: (0 + 1/2)/2
+                      [1, 0, 2, 3, 4],   # a/p_1: its positive first: 1
+                      [2, 3, 4, 0, 1],   # b/p_0: both positives first: 1
+                      [3, 0, 2, 1, 4],   # b/p_1: positives 2nd and 4th: 1/2 (0 + 1/2)/2 + 1/2 (1/3 + 2/4)/2 = 1/3
+                      [4, 2, 3, 0, 1]])  # b/p_2: 1
+    scores = evaluate_retrieval(rec, ranks=ranks)  # trapezoid AP, course_utils.metrics.retrieval_ap
+    assert scores["ap"].tolist() == pytest.approx([1 / 4, 1, 1, 1 / 3, 1])
+    assert scores["map"] == pytest.approx(43 / 60)
+    assert scores["n_queries"] == 5 and "ns_score" not in scores
+
+
+def test_groups_of_four_announce_the_ns_score(tmp_path):
+    rec = retrieval_folder(make_groups(tmp_path / "objects", {"cup": 4, "pen": 4}))
+    assert ns_groups(rec) and "N-S score too (query counted, as in UKBench)" in rec.protocol
+    assert rec.metric == "mAP (query excluded from its own ranking)"
+    assert not ns_groups(retrieval_folder(make_groups(tmp_path / "mixed", {"cup": 4, "pen": 3})))
+
+
+def test_excluded_images_leave_the_record_and_a_lone_survivor_becomes_a_distractor(tmp_path):
+    root = make_groups(tmp_path / "trip", {"tower": 3, "bridge": 2}, distractors=1)
+    rec = retrieval_folder(root, exclude=[root / "bridge" / "p_1.jpg", root / "tower" / "p_0.jpg"])
+    assert relative(rec) == ["tower/p_1.jpg", "tower/p_2.jpg", "other_0.png", "bridge/p_0.jpg"]
+    assert [(q.index, q.positives) for q in rec.queries] == [(0, [1]), (1, [0])]
+    assert "group 'bridge' has fewer than 2 usable images: its rest is searched as a distractor" in rec.protocol
+    assert ns_groups(retrieval_folder(make_groups(tmp_path / "four", {"a": 4, "b": 5}),
+                                      exclude=[tmp_path / "four" / "b" / "p_4.jpg"]))
+
+
+def test_retrieval_folder_layout_errors_name_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"Image folder {esc(tmp_path / 'nope')} does not exist; expected "
+                                                r"PATH/<group>/<image>"):
+        retrieval_folder(tmp_path / "nope")
+    (tmp_path / "flat").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "flat" / "a.jpg")
+    with pytest.raises(ValueError, match=f"{esc(tmp_path / 'flat')} has no group sub-folders"):
+        retrieval_folder(tmp_path / "flat")
+    make_groups(tmp_path / "lone", {"a": 2, "b": 1})
+    with pytest.raises(ValueError, match=f"Group folder {esc(tmp_path / 'lone' / 'b')} holds 1 image\\(s\\); a group "
+                                         "needs at least 2 photos"):
+        retrieval_folder(tmp_path / "lone")
+    make_groups(tmp_path / "single", {"a": 3})
+    with pytest.raises(ValueError, match="has a single group and no distractor: every searched image is a positive"):
+        retrieval_folder(tmp_path / "single")
+    assert len(retrieval_folder(make_groups(tmp_path / "with_others", {"a": 3}, distractors=1)).queries) == 3
+    with pytest.raises(ValueError, match=r"no group has 2 usable images left"):
+        retrieval_folder(tmp_path / "with_others", exclude=[tmp_path / "with_others" / "a" / f"p_{i}.jpg"
+                                                            for i in range(2)])

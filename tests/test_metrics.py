@@ -7,7 +7,9 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from course_utils.metrics import (
+    VOC07_DEVKIT_LEVELS,
     average_precision,
+    matlab_colon,
     mean_ap,
     mean_auc,
     mean_class_accuracy,
@@ -16,6 +18,7 @@ from course_utils.metrics import (
     retrieval_ap,
     retrieval_map,
     revisited_map,
+    revisited_precision_at,
     ukbench_score,
     voc07_ap,
 )
@@ -28,7 +31,9 @@ SIX_LABELS = np.array([1, 0, 1, 0, 0, 1])
 # ---------------------------------------------------------------------------- perfect rankings
 def test_a_perfect_ranking_scores_one_everywhere():
     scores, labels = np.array([0.9, 0.7, 0.2, 0.1]), np.array([1, 1, 0, 0])
-    assert voc07_ap(scores, labels) == 1.0
+    # the devkit adds 1/11 eleven times (ap = ap + p/11), which is 1.0000000000000002 as a double
+    assert voc07_ap(scores, labels) == 1.0000000000000002 == sum([1 / 11] * 11)
+    assert voc07_ap(scores, labels, levels="exact") == pytest.approx(1.0, abs=1e-15)
     assert average_precision(scores, labels) == 1.0
     assert retrieval_ap(["a", "b", "c", "d"], positives={"a", "b"}) == 1.0
     assert ukbench_score([0, 1, 2, 3, 4], group=[3, 2, 1, 0]) == 4
@@ -44,13 +49,66 @@ def test_eleven_point_ap_differs_from_area_ap_on_a_known_example():
     assert voc07_ap(SIX_SCORES, SIX_LABELS) == pytest.approx(8 / 11)
 
 
-def test_eleven_point_recall_levels_are_compared_exactly():
-    # 10 positives, ranked P P P N then 7 P. Recall is exactly 0.3 at rank 3 (precision 1), so levels 0 .. 0.3
-    # give 1; levels 0.4 .. 1 give the best later precision, 10/11 at rank 11. AP = (4 + 7 * 10/11) / 11 = 114/121.
-    # (With floating-point levels such as numpy's arange(0, 1.1, 0.1), 0.30000000000000004 > 0.3 gives 113/121.)
+def test_matlab_colon_reproduces_matlabs_own_output():
+    # MATLAB builds a:d:b from both ends (first half a + k*d, second half b - (n-k)*d, middle (a+b)/2), so 0:0.1:1
+    # holds 3*0.1 = 0.30000000000000004 but exactly 0.6 and 0.7 (6*0.1 and 7*0.1 would be 0.6000000000000001 and
+    # 0.7000000000000001).
+    levels = matlab_colon(0, 0.1, 1)
+    assert levels.tolist() == [0.0, 0.1, 0.2, 0.30000000000000004, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert VOC07_DEVKIT_LEVELS.tolist() == levels.tolist()
+    # MATLAB prints x - y(1:end-1) = 1.0e-16 * [0 0 -0.2776 -0.5551] for x = 0:0.1:0.3, y = 0:0.1:0.4
+    x, y = matlab_colon(0, 0.1, 0.3), matlab_colon(0, 0.1, 0.4)
+    np.testing.assert_allclose((x - y[:-1]) / 1e-16, [0, 0, -0.2776, -0.5551], atol=5e-5)
+    assert x.tolist() == [0, 0.1, 0.3 - 0.1, 0.3] and y.tolist() == [0, 0.1, 0.2, 0.4 - 0.1, 0.4]
+    assert matlab_colon(1, 1, 4).tolist() == [1, 2, 3, 4] and matlab_colon(1, 2, 6).tolist() == [1, 3, 5]
+    assert matlab_colon(1, 0.5, 0).size == 0 and matlab_colon(0, -0.25, -1).tolist() == [0, -0.25, -0.5, -0.75, -1]
+
+
+def test_eleven_point_levels_are_the_devkits_by_default():
+    # 10 positives, ranked P P P N then 7 P. Recall is exactly 0.3 at rank 3 (precision 1). The devkit's level
+    # 0.30000000000000004 is not reached there, so levels 0 .. 0.2 give 1 and 0.3 .. 1 the best later precision,
+    # 10/11 at rank 11: AP = (3 + 8 * 10/11) / 11 = 113/121. Exact tenths give (4 + 7 * 10/11) / 11 = 114/121.
     labels = np.array([1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1])
     scores = -np.arange(11.0)
-    assert voc07_ap(scores, labels) == pytest.approx(114 / 121)
+    assert voc07_ap(scores, labels) == pytest.approx(113 / 121, abs=1e-15)
+    assert round(voc07_ap(scores, labels), 6) == 0.933884
+    assert voc07_ap(scores, labels, levels="exact") == pytest.approx(114 / 121, abs=1e-15)
+    assert round(voc07_ap(scores, labels, levels="exact"), 6) == 0.942149
+    # the same with 20 positives (recall 6/20 is 0.3 as a double too), and with difficult items in the ranking
+    twice = np.repeat(labels, 2)
+    assert voc07_ap(-np.arange(22.0), twice) == pytest.approx(113 / 121, abs=1e-15)
+    with_difficult = np.insert(labels, 3, 0)
+    difficult = np.zeros(12, bool)
+    difficult[3] = True
+    assert voc07_ap(-np.arange(12.0), with_difficult, difficult) == voc07_ap(scores, labels)
+    with pytest.raises(ValueError, match="levels must be 'devkit' or 'exact'; got 'tenths'"):
+        voc07_ap(scores, labels, levels="tenths")
+
+
+@pytest.mark.parametrize(("first", "expected"), [(6, 117), (7, 118)])
+def test_recall_of_exactly_six_or_seven_tenths_reaches_its_devkit_level(first, expected):
+    # 10 positives: `first` hits, one miss, then the rest. Recall first/10 at rank `first` (precision 1) reaches
+    # the level first/10 (MATLAB's 0.6 and 0.7 are exact, unlike 6*0.1 or 7*0.1), so levels 0 .. first/10 give 1
+    # and the other 10 - first levels 10/11: AP = ((first + 1) + (10 - first) * 10/11) / 11 = expected/121.
+    labels = np.array([1] * first + [0] + [1] * (10 - first))
+    ap = voc07_ap(-np.arange(11.0), labels)
+    assert ap == pytest.approx(expected / 121, abs=1e-15)
+    assert ap == voc07_ap(-np.arange(11.0), labels, levels="exact")
+
+
+def test_devkit_ap_is_the_devkits_arithmetic_bit_for_bit():
+    # VOCevalcls.m: rec = tp/npos, prec = tp./(fp+tp), then for t = 0:0.1:1, ap = ap + max(prec(rec>=t))/11.
+    rng = np.random.default_rng(7)
+    for n_positives in (1, 3, 10, 20, 30, 37):
+        labels = rng.permutation(np.r_[np.ones(n_positives, int), np.zeros(25, int)])
+        scores = rng.random(labels.size)
+        hits = labels[np.argsort(-scores, kind="stable")]
+        tp = np.cumsum(hits)
+        rec, prec = tp / n_positives, tp / np.arange(1, hits.size + 1)
+        expected = 0.0
+        for t in (0.0, 0.1, 0.2, 0.30000000000000004, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+            expected = expected + (prec[rec >= t].max() if (rec >= t).any() else 0.0) / 11
+        assert voc07_ap(scores, labels) == expected  # equal as doubles, not approximately
 
 
 def test_difficult_items_are_removed_not_counted_as_errors():
@@ -62,7 +120,7 @@ def test_difficult_items_are_removed_not_counted_as_errors():
     assert voc07_ap(scores, labels, difficult) == pytest.approx(28 / 33)
     assert voc07_ap(scores, labels) < 28 / 33  # counted as a false positive, it would cost precision
     # a difficult positive ranked last is not a missed positive either
-    assert voc07_ap([0.9, 0.1], [1, 1], difficult=[False, True]) == 1.0
+    assert voc07_ap([0.9, 0.1], [1, 1], difficult=[False, True]) == pytest.approx(1.0, abs=1e-15)
 
 
 def test_ties_are_broken_by_input_order_deterministically():
@@ -184,6 +242,21 @@ def test_revisited_easy_medium_hard_settings():
         revisited_map([ranking], [{"easy": ["e1"], "hard": []}], "easy")
     with pytest.raises(ValueError, match="no query has a positive in the 'hard' setting"):
         revisited_map([["y", "x"]], [other], "hard")
+
+
+def test_revisited_precision_at_k_follows_the_official_compute_map():
+    # Medium: junk j1 removed -> e1 h1 n1 e2, positives at positions 1, 2 and 4. The official compute_map caps k at
+    # the last positive's position (4): P@1 = 1/1, P@5 = P@10 = 3/4 (not 3/5 or 3/10).
+    ranking = ["e1", "h1", "j1", "n1", "e2"]
+    np.testing.assert_allclose(revisited_precision_at(ranking, ["e1", "h1", "e2"], ["j1"]), [1, 3 / 4, 3 / 4])
+    # Easy: h1 ignored too -> e1 n1 e2, positives at 1 and 3: P@1 = 1, P@5 = P@10 = 2/3
+    np.testing.assert_allclose(revisited_precision_at(ranking, ["e1", "e2"], ["j1", "h1"]), [1, 2 / 3, 2 / 3])
+    # the first positive at position 2 of 12, the next ones at 6 and 11: P@1 = 0, P@5 = 1/5, P@10 = 2/10
+    long = ["n0", "p1"] + [f"n{i}" for i in range(1, 4)] + ["p2"] + [f"x{i}" for i in range(4)] + ["p3", "z"]
+    np.testing.assert_allclose(revisited_precision_at(long, ["p1", "p2", "p3"], kappas=(1, 5, 10)), [0, 1 / 5, 2 / 10])
+    np.testing.assert_allclose(revisited_precision_at(["a", "b"], ["z"]), [0, 0, 0])  # never retrieved
+    with pytest.raises(ValueError, match="no positives"):
+        revisited_precision_at(ranking, [])
 
 
 def test_ukbench_counts_group_members_in_the_top_four():

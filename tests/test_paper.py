@@ -14,7 +14,7 @@ def test_voc_rows_average_to_their_printed_map(method):
 
 
 def test_nus_row_carries_the_source_discrepancy():
-    # PAPER.md: the printed NUS row averages to 70.0 while the paper prints 70.5.
+    # docs/paper.md, Table 1: the printed NUS row averages to 70.0 while the paper prints 70.5.
     assert np.mean(paper.VOC07_PER_CLASS["NUS"]) == pytest.approx(70.0, abs=0.05)
     assert paper.VOC07_MAP["NUS"] == 70.5
 
@@ -39,3 +39,21 @@ def test_lookup_and_best_prior():
 def test_ukbench_percent_is_the_ns_score_times_25():
     assert paper.ukbench_percent_to_ns(91.1) == pytest.approx(3.644)
     assert paper.ns_to_ukbench_percent(4.0) == 100.0
+
+
+def test_paper_method_drops_our_qualifier_only():
+    assert paper.paper_method("CNN-ss (16-view jitter)") == "CNN-ss"
+    assert paper.paper_method("CNNaug-ss (spatial search)") == "CNNaug-ss"
+    assert paper.paper_method("CNN-SVM, C by cross-validation") == "CNN-SVM, C by cross-validation"
+    assert paper.lookup("ukbench", paper.paper_method("CNNaug-ss (16-view jitter)")) == 91.1
+
+
+def test_claims_table_pairs_qualified_search_rows_with_their_baseline():
+    from course_utils.report import ResultRecord
+    from course_utils.reproduce import _claims
+
+    rows = [ResultRecord("ukb", "retrieval", method, "lite0", "N-S score (0-4)", value)
+            for method, value in (("CNN", 3.5), ("CNN-ss (16-view jitter)", 3.75), ("CNNaug-ss (16-view jitter)", 3.25))]
+    table = _claims(rows)
+    assert "| ukb | lite0 | CNN | 3.50 | CNN-ss (16-view jitter): 3.75 | +0.25 |" in table
+    assert "| ukb | lite0 | CNN | 3.50 | CNNaug-ss (16-view jitter): 3.25 | -0.25 |" in table

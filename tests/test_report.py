@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -46,19 +47,57 @@ def test_no_plot_without_paper_numbers(tmp_path):
 
 
 def test_atomic_write_leaves_the_old_file_on_failure(tmp_path, monkeypatch):
+    from course_utils.datasets import images
+
     target = tmp_path / "results.json"
-    report.atomic_write_text(target, "old")
+    images.write_text_atomic(target, "old")
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", broken_replace)
+    monkeypatch.setattr(images.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        report.atomic_write_text(target, "new")
+        images.write_text_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_atomic_write_gives_the_umask_permissions_not_0600(tmp_path):
+    from course_utils.datasets import images
+
+    previous = os.umask(0o022)
+    try:
+        target = images.write_text_atomic(tmp_path / "shared.json", "{}")
+    finally:
+        os.umask(previous)
+    assert target.stat().st_mode & 0o777 == 0o644
 
 
 def test_environment_info_records_versions():
     info = report.environment_info(seed=3)
     assert info["seed"] == 3 and info["torch"] and info["scikit-learn"] and "course_utils" in info
+
+
+def test_writing_a_report_leaves_the_matplotlib_backend_alone(tmp_path):
+    # A notebook's inline backend must survive a report written from it (here "svg" stands for it).
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    previous = matplotlib.get_backend()
+    plt.switch_backend("svg")
+    try:
+        paths = report.write_report(_records(), tmp_path, title="T", meta={})
+        assert matplotlib.get_backend() == "svg"
+        assert paths["plot"].read_bytes().startswith(b"\x89PNG")
+        assert plt.get_fignums() == []  # nothing left open in pyplot
+    finally:
+        plt.switch_backend(previous)
+
+
+def test_undecodable_file_names_are_shown_with_their_bytes_escaped(tmp_path):
+    name = "cat/caf\udce9.jpg"  # how Python holds the Latin-1 byte 0xE9 of a file name that is not UTF-8
+    assert report.printable(name) == "cat/caf\\xe9.jpg"
+    paths = report.write_report(_records(), tmp_path, title="T", meta={"odd": name}, sections=[f"skipped {name}"])
+    text = paths["markdown"].read_text(encoding="utf-8")
+    assert "skipped cat/caf\\xe9.jpg" in text
+    assert json.loads(paths["json"].read_text())["meta"]["odd"] == name  # JSON keeps the exact name

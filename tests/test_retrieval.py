@@ -349,6 +349,42 @@ def test_evaluate_retrieval_by_hand(tmp_path):
         evaluate_retrieval(record, ranks=ranks + 1)
 
 
+def test_revisited_queries_without_positives_are_skipped_and_counted_like_compute_map(tmp_path):
+    import fixtures_official as fx
+
+    from course_utils.datasets import load
+
+    root = fx.make_revisited(tmp_path)
+    ranks = np.array([[1, 0, 3, 2, 4], [0, 1, 2, 3, 4]])
+    # Easy: q0's positives are d0, d2 (d3 hard and d4 junk ignored): 1 0 2 -> hits at positions 2 and 3,
+    # AP = (0 + 1/2)/2 * 1/2 + (1/2 + 2/3)/2 * 1/2 = 5/12. q1 has no easy image: skipped, counted, AP NaN.
+    easy = evaluate_retrieval(load("roxford5k", root=root, setup="easy"), ranks=ranks)
+    assert easy["map"] == pytest.approx(5 / 12) and easy["n_empty_queries"] == 1 and easy["n_queries"] == 2
+    assert easy["ap"][0] == pytest.approx(5 / 12) and np.isnan(easy["ap"][1])
+    # precision at 1, 5, 10 with k capped at the last positive (position 3): 0, 2/3, 2/3
+    assert (easy["mp@1"], easy["mp@5"], easy["mp@10"]) == pytest.approx((0, 2 / 3, 2 / 3))
+    assert easy["kappas"] == [1, 5, 10] and np.isnan(easy["precision_at"][1]).all()
+    # Medium: q0's positives d0, d2, d3 at positions 2, 3, 4 -> 1/12 + 7/36 + 17/72 = 37/72; q1's d1 comes
+    # first once junk d0 is removed -> 1. P@k: q0 0, 3/4, 3/4; q1 1, 1, 1.
+    medium = evaluate_retrieval(load("roxford5k", root=root, setup="medium"), ranks=ranks)
+    assert medium["map"] == pytest.approx((37 / 72 + 1) / 2) and medium["n_empty_queries"] == 0
+    assert (medium["mp@1"], medium["mp@5"], medium["mp@10"]) == pytest.approx((1 / 2, 7 / 8, 7 / 8))
+
+
+def test_queries_without_positives_in_other_sets_and_all_empty(tmp_path):
+    record = _record(tmp_path)
+    record.queries.append(Query(index=1, positives=[], name="empty"))
+    ranks = np.array([[0, 2, 1, 4, 3], [3, 0, 1, 2, 4], [0, 1, 2, 3, 4]])
+    result = evaluate_retrieval(record, ranks=ranks)
+    ap0, ap1 = 0.5 * (1 + 1) / 2 + 0.5 * (1 / 2 + 2 / 3) / 2, 1.0 * (0 + 1 / 2) / 2  # as in the test above
+    assert result["map"] == pytest.approx((ap0 + ap1) / 2) and result["n_empty_queries"] == 1
+    assert "mp@1" not in result  # precision at k belongs to the revisited protocol
+    for query in record.queries:
+        query.positives = []
+    with pytest.raises(ValueError, match="'toy': none of its 3 queries has a positive; mAP is undefined"):
+        evaluate_retrieval(record, ranks=ranks)
+
+
 def test_ukbench_style_score(tmp_path):
     paths = [tmp_path / f"u{i}.jpg" for i in range(8)]
     queries = [Query(index=i, positives=list(range(4 * (i // 4), 4 * (i // 4) + 4))) for i in (0, 5)]

@@ -1,4 +1,5 @@
-"""Loaders of the real subsets in the shared data folder (skipped when absent), and their errors."""
+"""The course's real sets: their shared copies (skipped when absent), the split lists shipped with the course
+(compared with the shared copies), the official layouts a download gives, and their errors."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from PIL import Image
 
 from course_utils import config, datasets
 from course_utils.datasets import DatasetMissingError
-from course_utils.datasets.shared import dtd10, dtd_split, flowers17
+from course_utils.datasets.shared import (
+    DTD10_CLASSES,
+    FLOWERS17_CLASSES,
+    dtd10,
+    dtd_split,
+    flowers17,
+    split_list,
+    ukbench2000,
+)
 
 
 def shared_folder(name: str) -> Path:
@@ -63,10 +72,17 @@ def test_dtd_split_depends_on_names_and_seed_not_on_row_order():
     assert any((dtd_split(labels, paths, seed=s) != split).any() for s in range(4, 8))
 
 
-def test_missing_shared_folder_names_the_folder_and_course_shared_data(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_SHARED_DATA", str(tmp_path))
-    for load, folder in ((flowers17, "oxford_flowers17"), (dtd10, "dtd_subset10")):
-        expected = f"not found under {re.escape(str(tmp_path / folder))}.*COURSE_SHARED_DATA"
+def test_missing_everywhere_names_the_download_command_and_course_shared_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_SHARED_DATA", str(tmp_path / "shared"))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "shared" / "oxford_flowers17").mkdir(parents=True)  # an empty folder is no copy
+    for load, name, folder, copy in ((flowers17, "flowers17", "flowers17", "oxford_flowers17"),
+                                     (dtd10, "dtd10", "dtd", "dtd_subset10"),
+                                     (ukbench2000, "ukbench2000", "ukbench", "ukbench_subset2000")):
+        expected = (f"Dataset '{name}' was not found under {re.escape(str(tmp_path / 'data' / folder))}\\. No shared "
+                    f"copy \\(no {copy}/ in the shared data folder {re.escape(str(tmp_path / 'shared'))}\\) and no "
+                    f"finished download\\. Download it with: python data_scripts/download.py {name} \\(or set "
+                    f"COURSE_SHARED_DATA to a folder that holds {copy}/\\)")
         with pytest.raises(DatasetMissingError, match=expected):
             load()
 
@@ -98,14 +114,102 @@ def test_flowers17_errors_name_the_file_and_line(tmp_path):
     bad_label = header + "".join(f"jpg/image_{k:04d}.jpg,{k if k != 2 else 18},c{k}\n" for k in range(1, 18))
     with pytest.raises(ValueError, match=r"labels\.csv, line 3: label 18 is outside 1\.\.17"):
         flowers17(fake_flowers17(tmp_path / "a", labels_csv=bad_label))
-    with pytest.raises(ValueError, match=r"train\.txt, line 1: 'jpg/nope\.jpg' is not in labels\.csv"):
+    with pytest.raises(ValueError, match=r"train\.txt, line 1: 'jpg/nope\.jpg' is not in \S*/b/labels\.csv"):
         flowers17(fake_flowers17(tmp_path / "b", train="jpg/nope.jpg\n"))
     twice = r"train\.txt, line 2: 'jpg/image_0001\.jpg' is already in the train list"
     with pytest.raises(ValueError, match=twice):
         flowers17(fake_flowers17(tmp_path / "c", train="jpg/image_0001.jpg\njpg/image_0001.jpg\n"))
-    with pytest.raises(ValueError, match=r"15 image\(s\) of labels\.csv are in no split list"):
+    with pytest.raises(ValueError, match=r"15 image\(s\) of \S*/d/labels\.csv are in no split list, e\.g\. jpg/image_0002\.jpg"):
         flowers17(fake_flowers17(tmp_path / "d", train="jpg/image_0001.jpg\n"))
     root = fake_flowers17(tmp_path / "e")
     (root / "jpg" / "image_0005.jpg").unlink()
     with pytest.raises(DatasetMissingError, match=r"Missing: jpg/image_0005\.jpg\..*COURSE_SHARED_DATA"):
         flowers17(root)
+
+
+# --- the shipped split lists are the shared copies' ----------------------------------------------------------------
+
+
+@pytest.mark.shared
+def test_shipped_flowers17_lists_and_classes_are_the_shared_copys():
+    root = shared_folder("oxford_flowers17")
+    for part in ("train", "test"):
+        assert split_list("flowers17", f"{part}.txt") == (root / "splits" / f"{part}.txt").read_text().split()
+    rec = flowers17(root)
+    assert rec.class_names == list(FLOWERS17_CLASSES)
+    assert sorted(p.relative_to(root).as_posix() for p in rec.paths) == [f"jpg/image_{k:04d}.jpg"
+                                                                         for k in range(1, 1361)]
+
+
+@pytest.mark.shared
+def test_shipped_dtd10_lists_are_the_split_of_the_shared_copy():
+    root = shared_folder("dtd_subset10")
+    rec = dtd10(root)
+    relative = [p.relative_to(root).as_posix() for p in rec.paths]
+    assert rec.class_names == list(DTD10_CLASSES)
+    for part in ("train", "val", "test"):
+        assert split_list("dtd10", f"{part}.txt") == sorted(np.asarray(relative)[rec.split == part].tolist())
+    assert (rec.split == dtd_split(rec.labels, relative, seed=0)).all()
+
+
+@pytest.mark.shared
+def test_shipped_ukbench2000_list_is_the_shared_copys_images():
+    root = shared_folder("ukbench_subset2000")
+    assert split_list("ukbench2000", "images.txt") == sorted(f"full/{p.name}" for p in (root / "full").iterdir())
+
+
+def _link_tree(pairs: list[tuple[Path, Path]]) -> None:
+    for source, link in pairs:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(source)
+
+
+@pytest.mark.shared
+def test_a_download_in_the_official_layouts_gives_the_shared_copys_classes_images_and_splits(tmp_path):
+    """The shared images, linked into the layouts of 17flowers.tgz, dtd-r1.0.1.tar.gz and ukbench.zip."""
+    flowers, dtd, uk = (shared_folder(f) for f in ("oxford_flowers17", "dtd_subset10", "ukbench_subset2000"))
+    shared_flowers, shared_dtd, shared_uk = flowers17(flowers), dtd10(dtd), ukbench2000(uk)
+    _link_tree([(p, tmp_path / "flowers17" / "jpg" / p.name) for p in shared_flowers.paths])
+    _link_tree([(p, tmp_path / "dtd" / "dtd" / p.relative_to(dtd)) for p in shared_dtd.paths])
+    extra = [(shared_uk.paths[i], tmp_path / "ukbench" / "full" / f"ukbench{2000 + i:05d}.jpg") for i in range(4)]
+    _link_tree([(p, tmp_path / "ukbench" / "full" / p.name) for p in shared_uk.paths] + extra)
+
+    def same(a, b) -> None:  # the same images (by relative path), labels, class names and split, in any order
+        rows = [{p.relative_to(r.root).as_posix(): (int(k), str(s)) for p, k, s in zip(r.paths, r.labels, r.split,
+                                                                                      strict=True)} for r in (a, b)]
+        assert rows[0] == rows[1] and a.class_names == b.class_names
+
+    same(flowers17(tmp_path / "flowers17"), shared_flowers)
+    same(dtd10(tmp_path / "dtd"), shared_dtd)
+    downloaded_uk = ukbench2000(tmp_path / "ukbench")
+    assert [p.name for p in downloaded_uk.paths] == [p.name for p in shared_uk.paths]
+    assert [q.positives for q in downloaded_uk.queries] == [q.positives for q in shared_uk.queries]
+
+
+# --- the official layouts' own errors ------------------------------------------------------------------------------
+
+
+def test_flowers17_official_split_needs_datasplits_mat_and_a_known_name(tmp_path):
+    for k in range(1, 1361):
+        (tmp_path / "jpg").mkdir(exist_ok=True)
+        (tmp_path / "jpg" / f"image_{k:04d}.jpg").write_bytes(b"x")
+    rec = flowers17(tmp_path)
+    assert rec.source == "" and [int((rec.split == s).sum()) for s in ("train", "test")] == [1088, 272]
+    with pytest.raises(DatasetMissingError, match=r"Missing: datasplits\.mat\..*download\.py flowers17"):
+        flowers17(tmp_path, split="official1")
+    with pytest.raises(ValueError, match=r"split 'official4' is not one of \('course', 'official1'"):
+        flowers17(tmp_path, split="official4")
+    (tmp_path / "jpg" / "image_0700.jpg").unlink()
+    with pytest.raises(DatasetMissingError, match=r"Missing: jpg/image_0700\.jpg\. Download it with: python "
+                                                  r"data_scripts/download\.py flowers17"):
+        flowers17(tmp_path)
+
+
+def test_ukbench2000_from_a_folder_with_a_gap_says_which_image_is_missing(tmp_path):
+    (tmp_path / "full").mkdir()
+    for i in range(2000):
+        if i != 1234:
+            (tmp_path / "full" / f"ukbench{i:05d}.jpg").write_bytes(b"x")
+    with pytest.raises(DatasetMissingError, match=r"Missing: full/ukbench01234\.jpg\. Download it with: python "
+                                                  r"data_scripts/download\.py ukbench2000"):
+        ukbench2000(tmp_path)

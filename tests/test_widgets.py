@@ -200,6 +200,55 @@ def test_retrieval_explorer_rejects_results_of_another_record(searched):
         widgets.ranked_results(record, result, 0, top=0)
 
 
+# --- retrieval explorer on a folder of photos -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory, chelsea, coffee):
+    """``album/<photo>/{whole,mirror}.jpg`` for the cat and the coffee cup, and a crop of the cat outside the album."""
+    root = tmp_path_factory.mktemp("photos")
+    for name, photo in (("cat", chelsea), ("cup", coffee)):
+        small = photo.resize((photo.width // 4, photo.height // 4))
+        (root / "album" / name).mkdir(parents=True)
+        small.save(root / "album" / name / "whole.jpg")
+        small.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "album" / name / "mirror.jpg")
+    outside = root / "cat_face.jpg"
+    chelsea.crop((80, 20, 330, 270)).resize((64, 64)).save(outside)
+    return root / "album", outside
+
+
+def test_folder_explorer_offers_outside_queries_first_then_every_photo(photo_folder):
+    album, outside = photo_folder
+    explorer = widgets.folder_explorer(album, queries=[outside], top=2, engine="torch", progress=False)
+    assert [label for label, _ in explorer.query.options] == [
+        "outside: cat_face.jpg", "cat/mirror.jpg", "cat/whole.jpg", "cup/mirror.jpg", "cup/whole.jpg"]
+    assert explorer.method.value == "global" and len(explorer.index) == 4
+    assert bytes(explorer.gallery.value).startswith(PNG_MAGIC)
+    first = explorer.matches_for(0)
+    assert {m.path.relative_to(album).as_posix() for m in first.matches} == {"cat/whole.jpg", "cat/mirror.jpg"}
+    assert "cat_face.jpg" in explorer.table.value and explorer.table.value.count("<tr>") == 1 + 2
+    shown = explorer.gallery.value
+    explorer.query.value = 4  # cup/whole.jpg: its mirror image first, never itself
+    assert explorer.gallery.value != shown
+    cup = explorer.matches_for(4)
+    assert cup.matches[0].path == album / "cup" / "mirror.jpg"
+    assert all(m.path != album / "cup" / "whole.jpg" for m in cup.matches)
+    assert str(album / "cup" / "mirror.jpg") in explorer.table.value
+    assert explorer.matches_for(4) is cup  # remembered, not searched again
+
+
+def test_folder_explorer_rejects_bad_choices_with_clear_messages(photo_folder, tmp_path):
+    album, _ = photo_folder
+    with pytest.raises(ValueError, match=r"Unknown search method 'fast'; choose one of \('global', 'spatial', 'jitter'\)"):
+        widgets.folder_explorer(album, method="fast")
+    with pytest.raises(IndexError, match=r"Query 9 does not exist: the explorer offers queries 0 to 3 \(0 given, then "
+                                         r"the 4 indexed photos\)"):
+        widgets.folder_explorer(album, query=9, engine="torch", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        widgets.folder_explorer(tmp_path / "empty")
+
+
 def test_figure_png_gives_png_bytes():
     figure, axis = plt.subplots(figsize=(2, 1))
     axis.plot([0, 1], [1, 0])

@@ -33,7 +33,11 @@ images once, and nothing else; its decoding worker's peak is printed apart (a fo
 with its parent, so adding the two would count them twice).
 The last line is machine-readable::
 
-    RESULT pipeline_vs_naive=<b / a> pipeline_vs_forward=<b / c> peak_rss_mb=<MB>
+    RESULT pipeline_vs_naive=<b / a> pipeline_vs_forward=<b / c> ort_vs_torch=<x> peak_rss_mb=<MB>
+
+``ort_vs_torch`` is ONNX Runtime's best forward figure over PyTorch eager's best (each the best of the sweep, at any
+batch size and memory format, and of its rounds), both measured in this run: ``n/a`` when ONNX Runtime cannot run
+here (not installed, or on a GPU without its CUDA provider).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import cli
 from ..config import DEFAULT_BACKBONE
 
 VIEWS = {1: "whole", 2: "mirror", 16: "paper16"}
@@ -62,10 +67,12 @@ SOURCE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``bench extract``."""
-    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=f"network (default {DEFAULT_BACKBONE})")
-    parser.add_argument("--layer", default=None, help="feature layer (default: the backbone's default layer)")
-    parser.add_argument("--images", type=int, default=48, help="number of JPEG files (default 48)")
+    """Options of ``bench extract``; counts, names and devices are checked as they are read."""
+    parser.add_argument("--backbone", type=cli.backbone_name, default=DEFAULT_BACKBONE,
+                        help=f"network (default {DEFAULT_BACKBONE})")
+    parser.add_argument("--layer", default=None,
+                        help="feature layer, checked against the backbone's (default: the backbone's default layer)")
+    parser.add_argument("--images", type=cli.positive_int, default=48, help="number of JPEG files (default 48)")
     parser.add_argument("--views", type=int, choices=sorted(VIEWS), default=1,
                         help="views per image: 1 (whole), 2 (mirror) or 16 (the paper's); default 1")
     weights = parser.add_mutually_exclusive_group()
@@ -74,15 +81,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--random", dest="pretrained", action="store_false",
                          help="random weights: same speed, no download (default)")
     parser.set_defaults(pretrained=False)
-    parser.add_argument("--engine", default="auto", help="engine of the pipeline (default auto)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when a GPU is usable, else cpu)")
-    parser.add_argument("--naive-images", type=int, default=None,
+    parser.add_argument("--engine", type=cli.engine_name, default="auto",
+                        help="engine of the pipeline: auto, torch, onnxruntime, compile (default auto)")
+    parser.add_argument("--device", type=cli.device_name, default=None,
+                        help="cpu or cuda (default: cuda when a GPU is usable, else cpu)")
+    parser.add_argument("--naive-images", type=cli.positive_int, default=None,
                         help="time the naive loop on the first N images only (default: all; it is slow on a GPU run)")
-    parser.add_argument("--batch-sizes", default="1,8,16,32", help="batch sizes of the forward bound (default 1,8,16,32)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per forward measurement (default 2)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--batch-sizes", type=cli.positive_int_list, default="1,8,16,32",
+                        help="batch sizes of the forward bound (default 1,8,16,32)")
+    parser.add_argument("--seconds", type=cli.positive_float, default=2.0,
+                        help="minimum time per forward measurement (default 2)")
+    parser.add_argument("--rounds", type=cli.positive_int, default=3,
                         help="interleaved rounds of (c), (a), (b); each keeps its best (default 3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the photo crops (default 0)")
     parser.add_argument("--pipeline-only", default=None, help=argparse.SUPPRESS)  # internal: measurement (b)
     parser.add_argument("--report", default=None, help=argparse.SUPPRESS)
 
@@ -209,9 +220,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pipeline_only:
         return _pipeline_only(args)
-    if args.images < 1 or args.rounds < 1 or (args.naive_images is not None and args.naive_images < 1):
-        raise SystemExit("--images, --naive-images and --rounds must be at least 1.")
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    if args.layer:
+        cli.check_layer(args.backbone, args.layer)  # before the network is built
     spec = augment.get_views(VIEWS[args.views])
     device = config.device(args.device)
     backbone = backbones.load(args.backbone, pretrained=args.pretrained, device=device)
@@ -226,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
 
         # Sweep every engine, batch size and memory format on ready tensors to find the forward bound's configuration
         # (this also leaves the ONNX export in the cache for the pipeline).
-        rows = engines.bench_forward(backbone, [layer], batch_sizes=batch_sizes, seconds=args.seconds, threads=cores)
+        rows = engines.bench_forward(backbone, [layer], batch_sizes=args.batch_sizes, seconds=args.seconds,
+                                     threads=cores)
         print(engines.format_rows(rows))
         # Each engine's best configuration is measured again in every round below; the bound is the best figure of
         # the sweep and the rounds. Engines convert their network's memory format in place, so each gets a copy.
@@ -247,11 +258,13 @@ def run(args: argparse.Namespace) -> int:
         rates: dict[str, list[float]] = {"forward": [], "naive": [], "pipeline": []}
         sweep_best = max(rows, key=lambda row: row["images_per_s"])
         forward_sources = [(sweep_best["images_per_s"] / spec.n_views, f"sweep: {_config(sweep_best)}")]
+        per_engine = best_per_engine(rows, spec.n_views)  # each engine's best, for ort_vs_torch
         for attempt in range(args.rounds):
             for name, engine in bounds.items():
                 rate = forward_images_per_second(engine, finalists[name]["batch"], args.images * spec.n_views,
                                                  backbone.input_size, spec.n_views)
                 forward_sources.append((rate, f"round {attempt + 1}: {_config(finalists[name])}"))
+                per_engine[name] = max(per_engine[name], rate)
             rates["forward"].append(max(rate for rate, _ in forward_sources[-len(bounds):]))
             rates["naive"].append(naive_images_per_second(paths[: args.naive_images], naive_backbone, layer, spec))
             rates["pipeline"].append(pipeline_images_per_second(
@@ -274,6 +287,11 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"(c) forward bound: {forward:.2f} images/s = {forward * spec.n_views:.1f} view-forwards/s "
           f"({forward_source}; best per round: {listed('forward')})")
+    ratio = engine_ratio(per_engine)
+    ort_vs_torch = "n/a" if ratio is None else f"{ratio:.2f}"
+    print("    best forward per engine (sweep and rounds): "
+          + ", ".join(f"{name} {rate:.2f} images/s" for name, rate in sorted(per_engine.items()))
+          + f"; ONNX Runtime against PyTorch eager: {ort_vs_torch}")
     print(f"(a) naive loop: {naive:.2f} images/s (rounds: {listed('naive')})")
     print(f"(b) pipeline: {pipeline:.2f} images/s (rounds: {listed('pipeline')}); engine {report['engine']}, "
           f"batch {report['batch_size']} views, {report['workers']} decoding worker(s), {report['threads']} torch "
@@ -294,8 +312,25 @@ def run(args: argparse.Namespace) -> int:
           f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent); "
           f"load average now {_load_average()}")
     print(f"RESULT pipeline_vs_naive={pipeline / naive:.2f} pipeline_vs_forward={pipeline / forward:.2f} "
-          f"peak_rss_mb={report['peak_rss_mb']:.0f}")
+          f"ort_vs_torch={ort_vs_torch} peak_rss_mb={report['peak_rss_mb']:.0f}")
     return 0
+
+
+def best_per_engine(rows: list[dict], n_views: int) -> dict[str, float]:
+    """``{engine: best images/s}`` over the rows of :func:`course_utils.engines.bench_forward` (view-forwards/s,
+    divided by ``n_views``), every batch size and memory format alike."""
+    best: dict[str, float] = {}
+    for row in rows:
+        best[row["engine"]] = max(best.get(row["engine"], 0.0), row["images_per_s"] / n_views)
+    return best
+
+
+def engine_ratio(per_engine: dict[str, float], engine: str = "onnxruntime", baseline: str = "torch") -> float | None:
+    """``ort_vs_torch``: the best figure of ``engine`` over the best of ``baseline`` (PyTorch eager), both measured in
+    this run; ``None`` when either did not run (onnxruntime not installed, or without a CUDA provider on a GPU)."""
+    if not per_engine.get(engine) or not per_engine.get(baseline):
+        return None
+    return per_engine[engine] / per_engine[baseline]
 
 
 def _config(row: dict) -> str:

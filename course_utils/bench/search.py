@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+from .. import cli
 from ..retrieval.search import plan_chunk, rank, spatial_distances
 
 QUICK = {"images": 400, "queries": 8, "dim": 256, "baseline_queries": 2}
@@ -43,34 +44,27 @@ BLOCK = 250  # database images generated per block (the numpy baseline regenerat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--images", type=int, default=5000, help="database images (default 5000, Oxford5k's size)"
-    )
-    parser.add_argument("--queries", type=int, default=55, help="queries (default 55, Oxford5k's)")
-    parser.add_argument(
-        "--dim", type=int, default=1280, help="feature width (default 1280, EfficientNet-Lite0)"
-    )
-    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="database storage")
-    parser.add_argument(
-        "--chunk", type=int, default=None, help="database images per block (default: from --memory-mb)"
-    )
-    parser.add_argument(
-        "--memory-mb", type=float, default=256.0, help="working memory per block (default 256)"
-    )
-    parser.add_argument("--backend", choices=("torch", "faiss"), default="torch")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--baseline-queries",
-        type=int,
-        default=2,
-        help="queries the numpy baseline runs on (its time is extrapolated per query; default 2)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"smoke-test size: {QUICK['images']} images, {QUICK['queries']} queries, {QUICK['dim']}-d",
-    )
+    """Options of ``bench search``; every count and size must be above 0."""
+    parser.add_argument("--images", type=cli.positive_int, default=5000,
+                        help="database images (default 5000, Oxford5k's size)")
+    parser.add_argument("--queries", type=cli.positive_int, default=55, help="queries (default 55, Oxford5k's)")
+    parser.add_argument("--dim", type=cli.positive_int, default=1280,
+                        help="feature width (default 1280, EfficientNet-Lite0)")
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                        help="database storage: float32 (rankings compared exactly) or float16 (default float32)")
+    parser.add_argument("--chunk", type=cli.positive_int, default=None,
+                        help="database images per block (default: from --memory-mb)")
+    parser.add_argument("--memory-mb", type=cli.positive_float, default=256.0,
+                        help="working memory per block (default 256)")
+    parser.add_argument("--backend", choices=("torch", "faiss"), default="torch",
+                        help="search backend: torch, or faiss (pip install faiss-cpu) (default torch)")
+    parser.add_argument("--device", type=cli.device_name, default="cpu",
+                        help="device of the torch backend (default cpu)")
+    parser.add_argument("--baseline-queries", type=cli.positive_int, default=2,
+                        help="queries the numpy baseline runs on (its time is extrapolated per query; default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic database (default 0)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke-test size: {QUICK['images']} images, {QUICK['queries']} queries, {QUICK['dim']}-d")
 
 
 def database_block(seed: int, block: int, n_images: int, dim: int, exact: bool) -> np.ndarray:

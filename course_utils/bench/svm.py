@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from .. import cli
 from ..classify import LinearSVMClassifier
 from ..metrics import mean_class_accuracy
 
@@ -29,14 +30,18 @@ LATENT_DIM = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=5000, help="training images (default 5000, as VOC07)")
-    parser.add_argument("--test-images", type=int, default=None, help="held-out images (default: images / 4)")
-    parser.add_argument("--views", type=int, default=16, help="views per image (default 16, the paper's)")
-    parser.add_argument("--classes", type=int, default=20, help="classes, one-vs-rest (default 20)")
-    parser.add_argument("--dims", default="1280,4096", help="comma-separated feature widths (default 1280,4096)")
-    parser.add_argument("--C", type=float, default=0.2, help="SVM C for both solvers (default 0.2, VOC's)")
-    parser.add_argument("--device", default=None, help="torch solver device (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=0)
+    """Options of ``bench svm``; every count and width must be at least 1."""
+    parser.add_argument("--images", type=cli.positive_int, default=5000, help="training images (default 5000, as VOC07)")
+    parser.add_argument("--test-images", type=cli.positive_int, default=None,
+                        help="held-out images (default: images / 4, at least one per class)")
+    parser.add_argument("--views", type=cli.positive_int, default=16, help="views per image (default 16, the paper's)")
+    parser.add_argument("--classes", type=cli.positive_int, default=20, help="classes, one-vs-rest (default 20)")
+    parser.add_argument("--dims", type=cli.positive_int_list, default="1280,4096",
+                        help="comma-separated feature widths (default 1280,4096)")
+    parser.add_argument("--C", type=cli.positive_float, default=0.2, help="SVM C for both solvers (default 0.2, VOC's)")
+    parser.add_argument("--device", type=cli.device_name, default=None,
+                        help="torch solver device (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic features (default 0)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke-test size: {QUICK['images']} images x {QUICK['views']} views")
 
@@ -81,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
     images, views = (QUICK["images"], QUICK["views"]) if args.quick else (args.images, args.views)
     test_images = args.test_images or max(args.classes, images // 4)
-    dims = [int(d) for d in str(args.dims).split(",") if d.strip()]
-    if images < args.classes or views < 1 or not dims or min(dims) < 1:
-        raise SystemExit("bench svm: need --images >= --classes, --views >= 1 and positive --dims.")
+    dims = args.dims
+    if images < args.classes:
+        raise cli.UsageError(f"--images ({images}) must be at least --classes ({args.classes}).")
     print(f"bench svm: {args.classes}-class one-vs-rest, {images} train images x {views} views "
           f"(= {images * views} training vectors), {test_images} test images, C={args.C}, seed={args.seed}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; liblinear is single-threaded")

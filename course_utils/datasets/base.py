@@ -16,6 +16,9 @@ Conventions
 * ``split`` is ``(N,)`` str, one of ``"train"``, ``"val"``, ``"test"`` (retrieval sets: ``"db"``, and ``"query"`` for
   query images kept out of the database; only ``database`` is searched).
 * ``boxes`` ``(N, 4)`` float ``(x0, y0, x1, y1)`` in pixels of the stored image, NaN where an image has none.
+* ``source`` says where the files came from (see :func:`course_utils.datasets.load_preferred`): ``"shared"`` (the
+  shared data folder), ``"downloaded"`` (``data_scripts/download.py``), ``"embedded"`` (a demo set built from
+  packaged photographs), or ``""`` when the loader was given a folder and cannot tell.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 TASKS = ("multiclass", "multilabel", "attributes", "retrieval")
+SOURCES = ("shared", "downloaded", "embedded", "")
 
 
 @dataclass
@@ -57,10 +61,13 @@ class DatasetRecord:
     metric: str = ""
     protocol: str = ""
     paper_table: str = ""
+    source: str = ""  # one of SOURCES: where the files came from
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"Dataset {self.name!r}: task {self.task!r} is not one of {TASKS}.")
+        if self.source not in SOURCES:
+            raise ValueError(f"Dataset {self.name!r}: source {self.source!r} is not one of {SOURCES}.")
         self.paths = [Path(p) for p in self.paths]
         n = len(self.paths)
         if self.split is None:
@@ -89,7 +96,7 @@ class DatasetRecord:
             name=self.name, task=self.task, root=self.root, paths=[self.paths[i] for i in idx],
             labels=take(self.labels), class_names=list(self.class_names), split=take(self.split),
             boxes=take(self.boxes), difficult=take(self.difficult), metric=self.metric,
-            protocol=self.protocol, paper_table=self.paper_table,
+            protocol=self.protocol, paper_table=self.paper_table, source=self.source,
         )
 
 

@@ -17,11 +17,12 @@ pooch downloads). Three sets mirror the paper's three kinds of task:
   a one-attribute set ("face").
 
 Each set is built once into ``config.cache_dir()/demo/<set>/`` with a ``manifest.csv`` (a version line, then
-one row per image with its split, labels or ground truth, and SHA-256). The build happens in a temporary
-folder that is renamed into place, so a half-built set is never read; a set is rebuilt when its manifest is
-missing, unreadable, of another :data:`VERSION`, or lists a file that is missing or changed. Builds are
-deterministic: fixed seeds, fixed JPEG settings and no metadata, so the same environment always gives
-byte-identical files.
+one row per image with its split, labels or ground truth, and SHA-256); a class's read-only shared cache
+(``config.shared_cache_dir()/demo/<set>/``) that holds a complete, current set is read in place instead, never
+written. The build happens in a temporary folder that is renamed into place, so a half-built set is never read;
+a set is rebuilt when its manifest is missing, unreadable, of another :data:`VERSION`, or lists a file that is
+missing or changed. Builds are deterministic: fixed seeds, fixed JPEG settings and no metadata, so the same
+environment always gives byte-identical files; they are readable by other accounts (the umask's permissions).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import os
 import shutil
 import tempfile
 import uuid
@@ -288,7 +290,17 @@ def _install(build: Path, root: Path, set_name: str) -> None:
 
 
 def _ensure_built(set_name: str, builder: Callable[[Path], list[Row]]) -> tuple[Path, list[Row]]:
-    """The folder and manifest rows of demo set ``set_name``, building it first when missing or stale."""
+    """The folder and manifest rows of demo set ``set_name``, building it first when missing or stale.
+
+    A complete, current set in the class's read-only shared cache (:func:`config.shared_cache_dir`) is used where
+    it lies, and nothing is written there; otherwise the set is built into the learner's own cache. Either way the
+    feature cache names its images by content, so features warmed from the teacher's copy are hits for a student's.
+    """
+    shared = config.shared_cache_dir()
+    if shared is not None:
+        rows = _read_manifest(shared / "demo" / set_name, set_name)
+        if rows is not None:
+            return shared / "demo" / set_name, rows
     root = config.cache_dir() / "demo" / set_name
     rows = _read_manifest(root, set_name)
     if rows is not None:
@@ -297,6 +309,7 @@ def _ensure_built(set_name: str, builder: Callable[[Path], list[Row]]) -> tuple[
     build = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{set_name}.build-"))
     try:
         _write_manifest(build, set_name, builder(build))
+        _readable_by_others(build)
         _install(build, root, set_name)
     finally:
         shutil.rmtree(build, ignore_errors=True)  # only left when the build or install failed
@@ -306,6 +319,28 @@ def _ensure_built(set_name: str, builder: Callable[[Path], list[Row]]) -> tuple[
         raise RuntimeError(f"Demo set {set_name!r} under {root} is incomplete right after building it; "
                            f"delete {root} and try again.")
     return root, rows
+
+
+def _readable_by_others(folder: Path) -> None:
+    """Give ``folder`` and everything in it the permissions the process's umask gives a new folder or file:
+    ``tempfile`` makes the build folder ``0700`` and the atomic writes' files ``0600``, which would hide a set
+    built by a teacher into a shared cache from every student."""
+    umask = _umask()
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it; elsewhere set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,19 +34,27 @@ def is_image_file(path: Path) -> bool:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it.
 
-    The temporary file sits in the same folder so that the final rename is atomic (same file system).
+    The temporary file sits in the same folder so that the final rename is atomic (same file system), and gets the
+    permissions the process's umask gives any new file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # Created like any new file (mode 0o666 less the umask), not 0600 as tempfile.mkstemp would: a cache or data
+    # folder prepared by a teacher must stay readable by the students' accounts.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print, plot or write as UTF-8: the bytes of a file name that is not UTF-8 (which Python holds
+    as lone surrogates) are shown as ``\\xNN`` escapes instead of raising ``UnicodeEncodeError``."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

@@ -1,16 +1,22 @@
-"""Real benchmark subsets from the course's shared data folder (``config.shared_data_dir()``).
+"""The course's real sets: Oxford 17 Flowers, 10 DTD texture classes and UKBench 0-1999.
 
-These copies are not downloaded: a teacher puts them in ``../shared/data`` beside the repository (or
-anywhere, pointed to by ``COURSE_SHARED_DATA``). They let the demo profile measure the paper's pipeline on
-real photographs.
+Each is read from the first place that has it, by the one rule of :func:`course_utils.datasets.specs.locate`:
+the shared copy (``<shared data folder>/oxford_flowers17`` etc., images re-encoded at <= 320 px), else the
+download of ``python data_scripts/download.py NAME`` (the official archives, original resolution). Both give the
+same classes, images and splits: the split lists ship with the course in ``course_utils/datasets/splits/`` and the
+tests compare them with the shared copies.
 
-* :func:`flowers17`: Oxford 17 Flowers, 1,360 images, 17 classes of 80; the copy's own 80/20 split (1,088
-  train / 272 test, 64 / 16 per class) from ``splits/train.txt`` and ``splits/test.txt``. Labels 1..17 become
-  0..16.
-* :func:`dtd10`: the first 10 DTD texture classes, 120 images each. The copy has no official split, so one is
-  made like DTD's own (40 train / 40 val / 40 test per class): within each class the images are sorted by
-  path and shuffled by ``numpy.random.default_rng([seed, label])``; the first third is train, the second
-  val, the rest test. The split depends only on ``seed`` and the file names: the same on every machine.
+* :func:`flowers17`: 1,360 images, 17 classes of 80 (image ``k`` is class ``ceil(k / 80)``); the course's 80/20
+  split (1,088 train / 272 test, 64 / 16 per class) is the shared copy's ``splits/{train,test}.txt``, shipped as
+  ``splits/flowers17/``. With a download, ``split="official1"`` .. ``"official3"`` read the official
+  ``datasplits.mat`` instead (40 train / 20 val / 20 test per class). Labels 1..17 become 0..16.
+* :func:`dtd10`: the first 10 DTD classes in alphabetical order, all 120 images each. DTD's official splits are
+  not used; one is made like DTD's own (40 train / 40 val / 40 test per class): within each class the images are
+  sorted by path and shuffled by ``numpy.random.default_rng([seed, label])``; the first third is train, the
+  second val, the rest test. It depends only on ``seed`` and the file names, so it is the same on every machine
+  and for both copies (``splits/dtd10/`` holds the result for the default seed).
+* :func:`ukbench2000`: UKBench images 0-1,999 (objects 0-499), listed in ``splits/ukbench2000/images.txt``; from a
+  download of the whole set, its first 2,000 images.
 """
 
 from __future__ import annotations
@@ -21,22 +27,39 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord
-from .specs import resolve_root
+from .specs import find, get, require
 
-SHARED_HINT = ("Set COURSE_SHARED_DATA to the course's shared data folder "
-               "(e.g. export COURSE_SHARED_DATA=/path/to/shared/data); "
-               "this subset is copied there, not downloaded")
+SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+SHARED_HINT = ("The shared copy is incomplete: restore it, point COURSE_SHARED_DATA at a complete one "
+               "(e.g. export COURSE_SHARED_DATA=/path/to/shared/data), or download the set")
 DTD_SEED = 0
+FLOWERS17_CLASSES: tuple[str, ...] = (
+    "daffodil", "snowdrop", "lilyvalley", "bluebell", "crocus", "iris", "tigerlily", "tulip", "fritillary",
+    "sunflower", "daisy", "coltsfoot", "dandelion", "cowslip", "buttercup", "windflower", "pansy",
+)
+FLOWERS17_PER_CLASS = 80
+FLOWERS17_SPLITS = ("course", "official1", "official2", "official3")
+DTD10_CLASSES: tuple[str, ...] = (
+    "banded", "blotchy", "braided", "bubbly", "bumpy", "chequered", "cobwebbed", "cracked", "crosshatched",
+    "crystalline",
+)
 
 
-def _require(name: str, root: Path, *relative: str | Path) -> None:
-    """Raise :class:`DatasetMissingError`, naming ``COURSE_SHARED_DATA``, unless every listed file exists."""
+def split_list(name: str, list_name: str) -> list[str]:
+    """The relative image paths in the shipped list ``splits/<name>/<list_name>`` (one per line, in file order)."""
+    path = SPLITS_DIR / name / list_name
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _require_copy(name: str, root: Path, *relative: str | Path) -> None:
+    """Raise :class:`DatasetMissingError` for a shared-layout copy lacking a file (the hint names COURSE_SHARED_DATA)."""
     if not root.is_dir():
-        raise DatasetMissingError(name, root, hint=SHARED_HINT, detail="That folder does not exist.")
+        raise DatasetMissingError(name, root, hint=SHARED_HINT + f": {get(name).download_command}",
+                                  detail="That folder does not exist.")
     if missing := [str(p) for p in relative if not (root / p).exists()]:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        detail = f"Missing: {', '.join(missing[:3])}{more}."
-        raise DatasetMissingError(name, root, hint=SHARED_HINT, detail=detail)
+        raise DatasetMissingError(name, root, hint=SHARED_HINT + f": {get(name).download_command}",
+                                  detail=f"Missing: {', '.join(missing[:3])}{more}.")
 
 
 def _read_labels(path: Path, n_classes: int, first_label: int) -> tuple[list[str], np.ndarray, list[str]]:
@@ -69,42 +92,86 @@ def _read_labels(path: Path, n_classes: int, first_label: int) -> tuple[list[str
     return paths, np.array(labels), names
 
 
-def _read_split_lists(root: Path, paths: list[str], lists: dict[str, str]) -> np.ndarray:
-    """The split of each image from ``{split: list file}``; every image must be listed exactly once."""
+def _read_split_lists(paths: list[str], lists: dict[str, Path], catalogue: str) -> np.ndarray:
+    """The split of each image from ``{split: list file}``; every image must be listed exactly once.
+
+    ``catalogue`` names where ``paths`` came from, for the error messages.
+    """
     position = {p: i for i, p in enumerate(paths)}
     split = np.full(len(paths), "", dtype=object)
     for name, list_file in lists.items():
-        for line, entry in enumerate((root / list_file).read_text(encoding="utf-8").splitlines(), start=1):
+        for line, entry in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
             entry = entry.strip()
             if not entry:
                 continue
             if entry not in position:
-                raise ValueError(f"{root / list_file}, line {line}: {entry!r} is not in labels.csv.")
+                raise ValueError(f"{list_file}, line {line}: {entry!r} is not in {catalogue}.")
             if split[position[entry]]:
-                raise ValueError(f"{root / list_file}, line {line}: {entry!r} is already in the "
+                raise ValueError(f"{list_file}, line {line}: {entry!r} is already in the "
                                  f"{split[position[entry]]} list.")
             split[position[entry]] = name
     if unlisted := [paths[i] for i in np.flatnonzero(split == "")]:
-        raise ValueError(f"{root}: {len(unlisted)} image(s) of labels.csv are in no split list, "
-                         f"e.g. {unlisted[0]}.")
+        raise ValueError(f"{len(unlisted)} image(s) of {catalogue} are in no split list, e.g. {unlisted[0]}.")
     return split.astype(str)
 
 
-def flowers17(root: str | Path | None = None) -> DatasetRecord:
-    """Oxford 17 Flowers from the shared data folder (or ``root``): 1,360 images, 1,088 train / 272 test."""
+def _official_flowers17_split(root: Path, split: str, n_images: int) -> np.ndarray:
+    """Split ``official<k>`` of ``datasplits.mat`` (1-based image ids in ``trn<k>``, ``val<k>``, ``tst<k>``)."""
+    from scipy.io import loadmat
+
+    require("flowers17", root, "datasplits.mat")
+    k = split.removeprefix("official")
+    mat = loadmat(root / "datasplits.mat")
+    result = np.full(n_images, "", dtype=object)
+    for key, name in ((f"trn{k}", "train"), (f"val{k}", "val"), (f"tst{k}", "test")):
+        if key not in mat:
+            raise ValueError(f"{root / 'datasplits.mat'} has no variable {key!r}; expected trn{k}, val{k}, tst{k}.")
+        ids = mat[key].ravel().astype(int)
+        if ids.min() < 1 or ids.max() > n_images or (result[ids - 1] != "").any():
+            raise ValueError(f"{root / 'datasplits.mat'}: {key} holds ids outside 1..{n_images} or ids of "
+                             "another split.")
+        result[ids - 1] = name
+    if (result == "").any():
+        raise ValueError(f"{root / 'datasplits.mat'}: split {k} leaves {int((result == '').sum())} images out.")
+    return result.astype(str)
+
+
+def flowers17(root: str | Path | None = None, split: str = "course") -> DatasetRecord:
+    """Oxford 17 Flowers: the shared copy, else the download (or the copy at ``root``): 1,360 images.
+
+    ``split="course"`` (default): 1,088 train / 272 test, the same lists for every copy. ``"official1"`` ..
+    ``"official3"``: the official ``datasplits.mat`` (train 680 / val 340 / test 340), present in a download.
+    """
     name = "flowers17"
-    root = resolve_root(name, root)
-    lists = {"train": "splits/train.txt", "test": "splits/test.txt"}
-    _require(name, root, "labels.csv", *lists.values())
-    paths, labels, class_names = _read_labels(root / "labels.csv", n_classes=17, first_label=1)
-    split = _read_split_lists(root, paths, lists)
-    _require(name, root, *paths)
+    if split not in FLOWERS17_SPLITS:
+        raise ValueError(f"flowers17: split {split!r} is not one of {FLOWERS17_SPLITS}.")
+    found = find(name, root)
+    root = found.root
+    if (root / "labels.csv").is_file():  # the shared copy's layout
+        lists = {"train": "splits/train.txt", "test": "splits/test.txt"}
+        _require_copy(name, root, *lists.values())
+        paths, labels, class_names = _read_labels(root / "labels.csv", n_classes=17, first_label=1)
+        course_lists, catalogue = {s: root / f for s, f in lists.items()}, f"{root / 'labels.csv'}"
+        _require_copy(name, root, *paths)
+    else:  # the official archive's layout: jpg/image_0001.jpg .. image_1360.jpg
+        require(name, root, "jpg")
+        n = len(FLOWERS17_CLASSES) * FLOWERS17_PER_CLASS
+        paths = [f"jpg/image_{k:04d}.jpg" for k in range(1, n + 1)]
+        labels, class_names = np.arange(n) // FLOWERS17_PER_CLASS, list(FLOWERS17_CLASSES)
+        course_lists = {s: SPLITS_DIR / name / f"{s}.txt" for s in ("train", "test")}
+        catalogue = f"the {n:,} images of {root / 'jpg'}"
+        require(name, root, *paths)
+    if split == "course":
+        assignment = _read_split_lists(paths, course_lists, catalogue)
+        protocol = "the course's 80/20 split (64 train / 16 test per class; not the official datasplits.mat); " \
+                   "whole images"
+    else:
+        assignment = _official_flowers17_split(root, split, len(paths))
+        protocol = f"official datasplits.mat, split {split[-1]} (40 train / 20 val / 20 test per class); whole images"
     return DatasetRecord(
         name=name, task="multiclass", root=root, paths=[root / p for p in paths], labels=labels,
-        class_names=class_names, split=split, metric="mean per-class accuracy",
-        protocol="the shared copy's 80/20 random split (64 train / 16 test per class; not the official "
-                 "datasplits.mat); whole images",
-        paper_table="none (sibling of Table 4's Flowers-102)",
+        class_names=class_names, split=assignment, metric="mean per-class accuracy", protocol=protocol,
+        paper_table="none (sibling of Table 4's Flowers-102)", source=found.source,
     )
 
 
@@ -125,16 +192,49 @@ def dtd_split(labels: np.ndarray, paths: list[str], seed: int = DTD_SEED) -> np.
 
 
 def dtd10(root: str | Path | None = None, seed: int = DTD_SEED) -> DatasetRecord:
-    """Ten DTD texture classes from the shared data folder (or ``root``), split 40/40/40 per class."""
+    """Ten DTD texture classes: the shared copy, else the download (or ``root``); split 40/40/40 per class.
+
+    ``root`` may be the shared-layout folder (``labels.csv``), the download folder (holding ``dtd/``) or DTD's own
+    ``dtd/`` folder (holding ``images/``).
+    """
     name = "dtd10"
-    root = resolve_root(name, root)
-    _require(name, root, "labels.csv")
-    paths, labels, class_names = _read_labels(root / "labels.csv", n_classes=10, first_label=0)
-    _require(name, root, *paths)
+    found = find(name, root)
+    root = found.root
+    if (root / "labels.csv").is_file():  # the shared copy's layout
+        paths, labels, class_names = _read_labels(root / "labels.csv", n_classes=10, first_label=0)
+        _require_copy(name, root, *paths)
+    else:  # the official archive's layout: [dtd/]images/<class>/<class>_NNNN.jpg
+        if (root / "dtd" / "images").is_dir():
+            root = root / "dtd"
+        paths = sorted(p for s in ("train", "val", "test") for p in split_list(name, f"{s}.txt"))
+        class_names = list(DTD10_CLASSES)
+        labels = np.array([class_names.index(Path(p).parent.name) for p in paths])
+        require(name, root, "images", *paths)
     return DatasetRecord(
         name=name, task="multiclass", root=root, paths=[root / p for p in paths], labels=labels,
         class_names=class_names, split=dtd_split(labels, paths, seed), metric="mean per-class accuracy",
-        protocol=f"no official split in the copy: seeded (seed={seed}) 40 train / 40 val / 40 test per "
-                 "class, like DTD's own splits; train on train+val, test on test",
-        paper_table="none (not one of the paper's benchmarks)",
+        protocol=f"DTD's 10 alphabetically first classes; seeded (seed={seed}) 40 train / 40 val / 40 test per "
+                 "class, like DTD's own splits (not its official split files); train on train+val, test on test",
+        paper_table="none (not one of the paper's benchmarks)", source=found.source,
+    )
+
+
+def ukbench2000(root: str | Path | None = None) -> DatasetRecord:
+    """UKBench images 0-1,999 (500 objects x 4): the shared copy, else the first 2,000 of a full download."""
+    from . import ukbench
+
+    name = "ukbench2000"
+    found = find(name, root)
+    names = split_list(name, "images.txt")
+    require(name, found.root, *names)
+    whole = ukbench.ukbench2000(found.root)  # every ukbenchNNNNN.jpg of full/: 2,000, or 10,200 in a download
+    n = len(names)
+    if [p.relative_to(found.root).as_posix() for p in whole.paths[:n]] != names:
+        raise ValueError(f"{found.root / 'full'}: its first {n} images are not those of "
+                         f"{SPLITS_DIR / name / 'images.txt'}.")
+    return DatasetRecord(
+        name=name, task="retrieval", root=found.root, paths=whole.paths[:n], queries=whole.queries[:n],
+        database=np.arange(n), metric=whole.metric,
+        protocol=whole.protocol if len(whole) == n else f"{whole.protocol}; the first {n:,} images of the full set",
+        paper_table=whole.paper_table, source=found.source,
     )

@@ -1,7 +1,8 @@
 """Where each benchmark of the paper comes from, how to check it, and which protocol it is read with.
 
 One :class:`DatasetSpec` per name that :func:`course_utils.datasets.load` accepts. ``data_scripts/download.py`` reads
-these specs to download, verify and extract; the loaders read :func:`default_root` to find the files; and
+these specs to download, verify and extract; the loaders read :func:`default_root` to find the files (the
+course's real sets, with a ``shared_copy``, follow :func:`locate`: the shared copy, else the download); and
 ``docs/datasets.md`` is the human-readable version of this table. A new benchmark is one spec here plus one loader.
 
 Checksums
@@ -26,6 +27,8 @@ from pathlib import Path
 from .. import config
 from .base import DatasetMissingError
 
+DOWNLOADS = "downloads"  # sub-folder of a dataset folder holding archives, .part files and .done markers
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -36,6 +39,9 @@ class Artifact:
     sha256: str | None = None
     md5: str | None = None  # published MD5, checked when no SHA-256 is known
     size: int | None = None  # bytes, for display ("about ... to download")
+    # bytes once extracted (about); extraction refuses an archive whose members add up to more than
+    # download.EXPANSION_MARGIN times this (without it: a multiple of the archive's own size, see download.py)
+    unpacked_size: int | None = None
     extract: bool = True  # archives are unpacked into the dataset folder (``extract_to`` below it)
     extract_to: str = ""
     note: str = ""
@@ -63,7 +69,7 @@ class DatasetSpec:
     name: str
     title: str
     task: str
-    kind: str  # "download" (automatic), "manual" (instructions only), "shared" (../shared/data), "builtin"
+    kind: str  # "download" (automatic), "manual" (instructions only), "builtin" (embedded demo set)
     folder: str  # sub-folder of the data root; datasets sharing files share a folder
     images: str
     size_on_disk: str
@@ -76,7 +82,7 @@ class DatasetSpec:
     checks: tuple[CountCheck, ...] = ()
     notes: str = ""
     manual: str = ""  # what to do by hand when there is no working direct link
-    shared_copy: str = ""  # folder in the shared data folder the loader falls back to when nothing was downloaded
+    shared_copy: str = ""  # folder in the shared data folder; used first when present (see locate)
     citation: str = ""
 
     @property
@@ -84,8 +90,6 @@ class DatasetSpec:
         """The command that fetches this dataset (or says where it comes from)."""
         if self.kind == "builtin":
             return "none: built from photographs inside installed packages on first use"
-        if self.kind == "shared":
-            return "none: a copy ships in ../shared/data (set COURSE_SHARED_DATA to move it)"
         return f"python data_scripts/download.py {self.name}"
 
 
@@ -151,6 +155,15 @@ _PARIS_IMAGES = tuple(
     for part in (1, 2)
 )
 _REVISITOP = "http://cmp.felk.cvut.cz/revisitop/data/datasets"
+# Sizes marked "about" were not published: a JPEG archive unpacks to about its own size, and UKBench's 10,200
+# images at 640 x 480 weigh about 1.4 GB (2,000 of them are 272 MB); 17 Flowers' 1,360 are about 43 KB each.
+_UKBENCH_ZIP = Artifact(
+    "ukbench.zip",
+    ("https://archive.org/download/ukbench/ukbench.zip", "http://www.vis.uky.edu/~stewe/ukbench/ukbench.zip"),
+    size=1_500_000_000,  # about
+    unpacked_size=1_500_000_000,  # about
+)
+_VGG_FLOWERS17 = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17"
 
 _UIUC_COMMON = dict(
     task="attributes",
@@ -512,12 +525,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         metric="N-S score: mean number of the 4 group images in the top 4 (max 4); Table 7 prints it x 25 (%).",
         paper_table="Table 7",
         homepage="https://archive.org/details/ukbench",
-        artifacts=(
-            Artifact(
-                "ukbench.zip",
-                ("https://archive.org/download/ukbench/ukbench.zip", "http://www.vis.uky.edu/~stewe/ukbench/ukbench.zip"),
-            ),
-        ),
+        artifacts=(_UKBENCH_ZIP,),
         checks=(CountCheck("full/*.jpg", 10200),),
         notes="The original host www.vis.uky.edu/~stewe/ukbench/ is offline; the Internet Archive copy is the "
         "working source. Some images carry EXIF orientation tags; the feature extractor applies exif_transpose.",
@@ -549,47 +557,92 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="ukbench2000",
-        title="UKBench, first 2,000 images (shared copy, 320 px)",
+        title="UKBench, first 2,000 images (objects 0-499)",
         task="instance retrieval (objects, 4 views each)",
-        kind="shared",
-        folder="ukbench_subset2000",
+        kind="download",
+        folder="ukbench",
         images="2,000 (500 objects x 4)",
-        size_on_disk="38 MB",
+        size_on_disk="1.5 GB (the whole of ukbench, shared with it; shared copy at 320 px: 38 MB)",
         license="As ukbench.",
-        protocol="As ukbench, on objects 0-499; scores are higher than on the full 10,200.",
+        protocol="As ukbench, on objects 0-499 (the image list ships in course_utils/datasets/splits/ukbench2000/); "
+        "scores are higher than on the full 10,200.",
         metric="N-S score (max 4).",
         paper_table="Table 7 (subset)",
-        checks=(CountCheck("full/ukbench*.jpg", 2000),),
-        notes="168 images carry an EXIF orientation tag (kept on purpose); the feature extractor applies "
+        homepage="https://archive.org/details/ukbench",
+        artifacts=(_UKBENCH_ZIP,),
+        checks=(CountCheck("full/*.jpg", 10200),),
+        shared_copy="ukbench_subset2000",
+        notes="Downloads the whole of UKBench (into the ukbench folder, so ukbench needs no second download) and "
+        "reads its first 2,000 images. 168 of those carry an EXIF orientation tag; the feature extractor applies "
         "exif_transpose.",
+        citation="D. Nister, H. Stewenius, 'Scalable Recognition with a Vocabulary Tree', CVPR 2006.",
     ),
     DatasetSpec(
         name="flowers17",
-        title="Oxford 17 Flowers (shared copy, 320 px)",
+        title="Oxford 17 Flowers",
         task="fine-grained classification, 17 classes",
-        kind="shared",
-        folder="oxford_flowers17",
+        kind="download",
+        folder="flowers17",
         images="1,360 (train 1,088 / test 272)",
-        size_on_disk="35 MB",
+        size_on_disk="60 MB (shared copy at 320 px: 35 MB)",
         license=VGG_TERMS,
-        protocol="The copy's 80/20 random split (not the official datasplits.mat, which was not available).",
+        protocol="The course's 80/20 split (64 train / 16 test per class; lists in course_utils/datasets/splits/"
+        "flowers17/, the same as the shared copy's); the official datasplits.mat (3 x 40/20/20 per class) with "
+        "split='official1' .. 'official3'.",
         metric="Mean per-class accuracy.",
         paper_table="none (sibling of Table 4's Flowers-102)",
+        homepage="https://www.robots.ox.ac.uk/~vgg/data/flowers/17/",
+        artifacts=(
+            Artifact(
+                "17flowers.tgz",
+                (f"{_VGG_FLOWERS17}/17flowers.tgz",),
+                md5="b59a65d8d1a99cd66944d474e1289eab",
+                size=60_000_000,  # about
+                unpacked_size=60_000_000,  # about
+            ),
+            Artifact(
+                "datasplits.mat",
+                (f"{_VGG_FLOWERS17}/datasplits.mat",),
+                md5="4828cddfd0d803c5abbdebcb1e148a1e",
+                extract=False,
+            ),
+        ),
         checks=(CountCheck("jpg/*.jpg", 1360),),
+        shared_copy="oxford_flowers17",
+        notes="The archive holds jpg/image_0001.jpg .. image_1360.jpg; image k is class ceil(k / 80). The MD5 values "
+        "are the ones other dataset libraries record for the VGG files (none is published on the VGG page).",
+        citation="M.-E. Nilsback, A. Zisserman, 'A Visual Vocabulary for Flower Classification', CVPR 2006.",
     ),
     DatasetSpec(
         name="dtd10",
-        title="DTD textures, 10 of 47 classes (shared copy, 320 px)",
+        title="DTD textures, the first 10 of 47 classes",
         task="texture classification, 10 classes",
-        kind="shared",
-        folder="dtd_subset10",
+        kind="download",
+        folder="dtd",
         images="1,200 (120 per class)",
-        size_on_disk="38 MB",
+        size_on_disk="0.63 GB (all 47 DTD classes; shared copy at 320 px: 38 MB)",
         license="Research purposes (DTD authors); images from Flickr.",
-        protocol="No official split in the copy: a seeded 40/40/40 split per class mimics DTD's.",
+        protocol="The 10 alphabetically first classes; a seeded 40/40/40 split per class (lists in "
+        "course_utils/datasets/splits/dtd10/), the same for the shared copy and the download.",
         metric="Mean per-class accuracy.",
         paper_table="none (not one of the paper's benchmarks)",
-        checks=(CountCheck("images/*/*.jpg", 1200),),
+        homepage="https://www.robots.ox.ac.uk/~vgg/data/dtd/",
+        artifacts=(
+            Artifact(
+                "dtd-r1.0.1.tar.gz",
+                ("https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",),
+                sha256="e42855a52a4950a3b59612834602aa253914755c95b0cff9ead6d07395f8e205",
+                md5="fff73e5086ae6bdbea199a49dfb8a4c1",
+                size=625_239_812,
+                unpacked_size=630_000_000,  # about
+            ),
+        ),
+        checks=(CountCheck("dtd/images/*/*.jpg", 5640),),
+        shared_copy="dtd_subset10",
+        notes="The archive holds all 47 classes (dtd/images/<class>/<class>_NNNN.jpg, dtd/labels/); the loader "
+        "reads the first 10. Its official 10 splits are not used: the course's split is the seeded one above.",
+        citation="M. Cimpoi, S. Maji, I. Kokkinos, S. Mohamed, A. Vedaldi, 'Describing Textures in the Wild', "
+        "CVPR 2014.",
     ),
     DatasetSpec(
         name="demo_retrieval",
@@ -643,15 +696,90 @@ def get(name: str) -> DatasetSpec:
 
 
 def default_root(name: str) -> Path:
-    """Where the files of ``name`` live by default: ``config.data_dir() / folder`` (shared sets: the shared folder).
+    """Where ``python data_scripts/download.py NAME`` puts the files of ``name``: ``config.data_dir() / folder``."""
+    return config.data_dir() / get(name).folder
 
-    Shared sets return the path even when the shared folder is absent, so that error messages can name it.
+
+def marker(folder: Path, artifact: Artifact) -> Path:
+    """The file recording that ``artifact`` was downloaded, verified and extracted into ``folder`` (written last)."""
+    return folder / DOWNLOADS / f"{artifact.filename}.done"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a dataset's files were found: ``source`` is ``"shared"`` or ``"downloaded"``."""
+
+    source: str
+    root: Path
+
+
+def _spec(spec: DatasetSpec | str) -> DatasetSpec:
+    return get(spec) if isinstance(spec, str) else spec
+
+
+def shared_copy(spec: DatasetSpec | str) -> Path | None:
+    """The shared copy of a dataset (``<shared data folder>/<shared_copy>``), or None when this machine has none.
+
+    A missing or empty folder counts as none, so ``COURSE_SHARED_DATA`` pointing at an empty folder means "no shared
+    copies" (CI runs the notebooks that way).
     """
-    spec = get(name)
-    if spec.kind == "shared":
-        shared = config.shared_data_dir()
-        return (shared if shared is not None else config.REPO_ROOT.parent / "shared" / "data") / spec.folder
-    return config.data_dir() / spec.folder
+    spec, shared = _spec(spec), config.shared_data_dir()
+    if not spec.shared_copy or shared is None:
+        return None
+    folder = shared / spec.shared_copy
+    return folder if folder.is_dir() and any(folder.iterdir()) else None
+
+
+def downloaded_copy(spec: DatasetSpec | str, data_root: str | Path | None = None) -> Path | None:
+    """The folder of a finished download of a dataset (every artifact's marker present), or None.
+
+    ``data_root`` is the parent of the dataset folders (default ``config.data_dir()``). Manual datasets (no
+    artifacts) count as downloaded when their folder exists; embedded demo sets never do.
+    """
+    spec = _spec(spec)
+    if spec.kind == "builtin":
+        return None
+    folder = Path(data_root if data_root is not None else config.data_dir()).expanduser() / spec.folder
+    done = all(marker(folder, a).is_file() for a in spec.artifacts) if spec.artifacts else folder.is_dir()
+    return folder if done else None
+
+
+def locate(name: str) -> Location | None:
+    """The one rule for where data comes from: the shared copy, else the downloaded copy, else None.
+
+    Callers fall back to an embedded demo set on None (:func:`course_utils.datasets.load_preferred`).
+    """
+    if (root := shared_copy(name)) is not None:
+        return Location("shared", root)
+    if (root := downloaded_copy(name)) is not None:
+        return Location("downloaded", root)
+    return None
+
+
+def missing_error(name: str) -> DatasetMissingError:
+    """The error for a dataset with neither a shared copy nor a finished download: it says how to get one."""
+    spec, shared = get(name), config.shared_data_dir()
+    if not spec.shared_copy:
+        return DatasetMissingError(name, default_root(name))
+    where = ("the shared data folder is absent" if shared is None
+             else f"no {spec.shared_copy}/ in the shared data folder {shared}")
+    return DatasetMissingError(
+        name, default_root(name), detail=f"No shared copy ({where}) and no finished download.",
+        hint=f"Download it with: {spec.download_command} (or set COURSE_SHARED_DATA to a folder that holds "
+             f"{spec.shared_copy}/).",
+    )
+
+
+def find(name: str, root: str | Path | None) -> Location:
+    """``root`` when given (source ``""``: a folder chosen by the caller), else :func:`locate`'s answer.
+
+    Raises :func:`missing_error` when ``root`` is None and neither copy is on this machine.
+    """
+    if root is not None:
+        return Location("", Path(root).expanduser().absolute())
+    if (found := locate(name)) is None:
+        raise missing_error(name)
+    return found
 
 
 def resolve_root(name: str, root: str | Path | None) -> Path:

@@ -51,6 +51,11 @@ def _metric_for(record: DatasetRecord, metric: str) -> str:
     return "ns" if record.metric.lower().startswith("n-s") else "map"
 
 
+def is_revisited(record: DatasetRecord) -> bool:
+    """Whether ``record`` follows the revisited Oxford/Paris protocol (its loaders' protocol says "revisited")."""
+    return record.protocol.startswith("revisited")
+
+
 def evaluate_retrieval(
     record: DatasetRecord,
     distances: np.ndarray | None = None,
@@ -62,20 +67,40 @@ def evaluate_retrieval(
 
     Pass ``distances`` ``(Q, N)`` or ``ranks`` ``(Q, N)`` (columns of the searched images, best first).
     ``metric="auto"`` adds the N-S score when the record's metric is the UKBench one; ``"ns"`` forces it.
-    Returns ``{"map", "ap" (per query), "ns_score" (mean, max 4) and "ukbench_percent" (x 25) when
-    computed}``.
+
+    A query with no positive (a revisited Oxford/Paris query in a setting where it has none) is skipped and counted,
+    as the official ``compute_map`` does: its AP is NaN and mAP averages the other queries. Revisited records also
+    get that protocol's mean precision at 1, 5 and 10 (:func:`course_utils.metrics.revisited_precision_at`).
+
+    Returns ``{"map", "ap" (per query), "n_queries", "n_empty_queries"}``, plus ``"mp@1"``, ``"mp@5"``, ``"mp@10"``
+    (fractions, like ``map``), ``"precision_at"`` ``(Q, 3)`` and ``"kappas"`` for revisited records, and
+    ``"ns_score"`` (mean, max 4) and ``"ukbench_percent"`` (x 25) when computed.
     """
-    from ..metrics import retrieval_ap, ukbench_score
+    from ..metrics import REVISITED_KAPPAS, retrieval_ap, revisited_precision_at, ukbench_score
 
     ranked = _ranked_ids(record, distances, ranks)
     searched = set(database_indices(record).tolist())
-    aps = []
-    for query, row in zip(record.queries, ranked, strict=True):
+    kappas = list(REVISITED_KAPPAS) if is_revisited(record) else []
+    aps = np.full(len(record.queries), np.nan)
+    precision = np.full((len(record.queries), len(kappas)), np.nan)
+    for q, (query, row) in enumerate(zip(record.queries, ranked, strict=True)):
+        if not query.positives:
+            continue
         junk = set(query.junk)
         if query.index in searched and query.index not in query.positives:
             junk.add(query.index)
-        aps.append(retrieval_ap(row.tolist(), query.positives, junk))
-    result = {"map": float(np.mean(aps)), "ap": np.array(aps), "n_queries": len(aps)}
+        aps[q] = retrieval_ap(row.tolist(), query.positives, junk)
+        if kappas:
+            precision[q] = revisited_precision_at(row.tolist(), query.positives, junk, kappas)
+    answered = ~np.isnan(aps)
+    if not answered.any():
+        raise ValueError(f"evaluate_retrieval: {record.name!r}: none of its {len(aps)} queries has a positive; mAP "
+                         "is undefined. Check the ground truth (or the revisited setting chosen).")
+    result = {"map": float(aps[answered].mean()), "ap": aps, "n_queries": len(aps),
+              "n_empty_queries": int((~answered).sum())}
+    if kappas:
+        result.update({f"mp@{k}": float(precision[answered, i].mean()) for i, k in enumerate(kappas)})
+        result.update(precision_at=precision, kappas=kappas)
     if _metric_for(record, metric) == "ns":
         scores = [
             ukbench_score(row.tolist(), query.positives)

@@ -148,7 +148,7 @@ def jitter_distances(query_views: np.ndarray, db_views: np.ndarray, **kwargs) ->
     """Distances for the jittered-view variant (Holidays, UKBench): the same min/mean rule, over views.
 
     Every query view looks for its nearest view of the database image; the distance is the mean of those
-    minima (the paper does not say how views are combined; this is the reading of ``PAPER.md`` section 7).
+    minima (the paper does not say how views are combined; this is the course's reading, ``docs/paper.md`` section 8).
     Keyword arguments are those of :func:`spatial_distances`.
     """
     return spatial_distances(query_views, db_views, **kwargs)
