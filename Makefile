@@ -1,11 +1,11 @@
 # Off-the-Shelf: two commands from a fresh clone.
 #   make demo   create .venv when missing, install the course, run the main job (offline, a few minutes on a CPU)
-#   make test   same set-up, then the whole suite: unit tests and every notebook under nbval, the instructor
+#   make test   same set-up, then the whole suite: the lint hooks, unit tests and every notebook under nbval, the instructor
 #               notebooks (with the shared data when present) and the student notebooks (exercises unsolved, no data
 #               but the embedded demo sets)
 # Other targets: make lab (JupyterLab), make student (student notebooks in student/), make slides (reveal.js
-# slides in build/slides/, offline), make reproduce, make bench, make lint, make strip; make test-unit and
-# make test-student are the two halves of make test.
+# slides in build/slides/, offline), make reproduce, make bench, make lint, make strip; make lint, make test-unit
+# and make test-student are the three parts of make test.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -64,7 +64,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m course_utils demo --out $(OUT)
 
-test: test-unit test-student
+test: lint test-unit test-student
 
 test-unit: setup
 	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
@@ -72,12 +72,12 @@ test-unit: setup
 test-student: setup
 	rm -rf $(TEST_STUDENT_DIR) $(NO_DATA_DIR)
 	mkdir -p $(NO_DATA_DIR)/shared $(NO_DATA_DIR)/downloads
-	$(PY) -m course_utils.student --out $(TEST_STUDENT_DIR)
+	$(PY) -m course_utils student --out $(TEST_STUDENT_DIR)
 	COURSE_SHARED_DATA="$(CURDIR)/$(NO_DATA_DIR)/shared" COURSE_DATA_DIR="$(CURDIR)/$(NO_DATA_DIR)/downloads" \
 		$(PY) -m pytest $(TEST_STUDENT_DIR) --nbval-lax -p no:cacheprovider $(STUDENT_PYTEST_ARGS)
 
 student: setup
-	$(PY) -m course_utils.student --out $(STUDENT_DIR) $(if $(FORCE),--force)
+	$(PY) -m course_utils student --out $(STUDENT_DIR) $(if $(FORCE),--force)
 
 $(SLIDES_VENDOR)/.complete:
 	@command -v npm >/dev/null || { echo "make slides needs npm (Node.js) once, to fetch reveal.js"; exit 1; }
@@ -101,7 +101,7 @@ ifeq ($(SLIDES_SOURCE),notebooks)
 	$(VENV)/bin/jupyter nbconvert --to slides notebooks/[0-9][0-9]_*.ipynb --output-dir $(SLIDES_DIR) \
 		$(SLIDES_OPTIONS)
 else
-	$(PY) -m course_utils.student --out build/slides-source --force >/dev/null
+	$(PY) -m course_utils student --out build/slides-source --force >/dev/null
 	$(VENV)/bin/jupyter nbconvert --to slides build/slides-source/[0-9][0-9]_*.ipynb --output-dir $(SLIDES_DIR) \
 		$(SLIDES_OPTIONS)
 endif
@@ -118,8 +118,9 @@ bench: setup
 	$(PY) -m course_utils bench svm
 	$(PY) -m course_utils bench search
 
+# The pre-commit hooks (ruff; notebooks committed without outputs), over every tracked file, as on a commit.
 lint: setup
-	$(PY) -m ruff check .
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
 strip: setup
 	$(VENV)/bin/nbstripout notebooks/*.ipynb

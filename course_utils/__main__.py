@@ -7,6 +7,8 @@ demo       the main job: features, SVMs, retrieval and a report on the embedded 
 reproduce  the paper's tables, paper versus ours (``--profile demo`` offline; ``--profile full`` with data and a GPU)
 download   download, verify and unpack a benchmark (same as ``python data_scripts/download.py``)
 warm       run the notebooks headlessly so that a (shared) cache holds every feature they extract
+student    write the student notebooks (solutions replaced by stubs, checks expected to fail until solved)
+search     find the photos of a folder that show the same object or scene as a query (global, spatial or jitter)
 bench      benchmarks that print figures and ratios: ``bench extract``, ``bench svm``, ``bench search``,
            ``bench cache`` (``bench --help`` lists them)
 
@@ -32,6 +34,8 @@ COMMANDS = {
     "reproduce": ("course_utils.reproduce", "reproduce the paper's tables, paper versus ours"),
     "download": ("course_utils.datasets.download", "download, verify and extract one of the paper's benchmarks"),
     "warm": ("course_utils.warm", "run the notebooks headlessly to fill the feature cache (e.g. for a class)"),
+    "student": ("course_utils.student", "write the student notebooks: solutions replaced by stubs (nbgrader's way)"),
+    "search": ("course_utils.photo_search", "find the photos of a folder that show the same object or scene as a query"),
 }
 BENCHMARKS = {
     "extract": ("course_utils.bench.extract", "feature-extraction throughput and memory"),

@@ -147,7 +147,8 @@ def write_report(
     sections: Sequence[str] = (),
     plots: Sequence[Path] = (),
 ) -> dict[str, Path]:
-    """Write ``results.json``, ``report.md`` and ``paper_vs_ours.png`` into ``out_dir``; return their paths.
+    """Write ``results.json``, ``report.md``, ``report.html`` and ``paper_vs_ours.png`` into ``out_dir``; return
+    their paths (``report.html`` is the same report, double-clickable: plots embedded by relative links).
 
     ``sections`` are extra Markdown blocks (notes, per-dataset findings) and ``plots`` extra PNG files already in
     ``out_dir`` to embed in the report. ``results.json`` keeps every string exactly (JSON escapes what is not
@@ -156,7 +157,7 @@ def write_report(
     records = list(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "results.json", "markdown": out / "report.md"}
+    paths = {"json": out / "results.json", "markdown": out / "report.md", "html": out / "report.html"}
     payload = {"meta": meta, "results": [r.to_dict() for r in records]}
     write_text_atomic(paths["json"], json.dumps(payload, indent=2, default=str) + "\n")
     chart = plot_paper_vs_ours(records, out / "paper_vs_ours.png")
@@ -168,10 +169,28 @@ def write_report(
     body += [f"![{p.stem}]({p.name})\n" for p in all_plots]
     body += ["<details><summary>Environment</summary>", "", "```json", json.dumps(meta, indent=2, default=str),
              "```", "</details>", ""]
-    write_text_atomic(paths["markdown"], printable("\n".join(body)))
+    markdown = printable("\n".join(body))
+    write_text_atomic(paths["markdown"], markdown)
+    write_text_atomic(paths["html"], markdown_to_html(markdown, title))
     if chart:
         paths["plot"] = chart
     return paths
+
+
+HTML_STYLE = ("body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.45}"
+              "table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em}"
+              "th{background:#f3f3f3}img{max-width:100%}pre{overflow-x:auto;background:#f7f7f7;padding:.5em}")
+
+
+def markdown_to_html(markdown: str, title: str) -> str:
+    """A standalone HTML page of a report's Markdown (tables included), rendered with mistune."""
+    import html
+
+    import mistune
+
+    body = mistune.create_markdown(escape=False, plugins=["table"])(markdown)
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{HTML_STYLE}</style></head><body>\n{body}</body></html>\n")
 
 
 def read_results(path: str | Path) -> list[ResultRecord]:

@@ -390,6 +390,7 @@ def _readable_folder(record, backbone: str, opts: Options, block: Block):  # noq
 
     for group in sorted(groups(record) - groups(readable)):
         block.warn(f"group {group!r} has a single readable photo left: it is searched as a distractor, not a query")
+    block.sections += [f"**{record.name}: warning**: {warning}." for warning in block.warnings]
     return readable
 
 

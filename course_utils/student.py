@@ -60,7 +60,8 @@ class Written:
 
 
 def _nbgrader_preprocessors() -> list:
-    """nbgrader's preprocessors in ``generate_assignment``'s order, without the database step (``SaveCells``)."""
+    """nbgrader's preprocessors in ``generate_assignment``'s order, less the database step (``SaveCells``) and the
+    two that need a course's configuration to do anything (``IncludeHeaderFooter``, ``InstantiateTests``)."""
     try:
         from nbgrader.preprocessors import (
             CheckCellMetadata,
@@ -134,12 +135,13 @@ def student_notebook(notebook: nbformat.NotebookNode, name: str = "notebook") ->
     """
     if problems := solution_problems(notebook):
         raise StudentVersionError(f"{name}: " + "; ".join(problems) + ".")
+    preprocessors = _nbgrader_preprocessors()  # first, so that a missing nbgrader is explained
     result = copy.deepcopy(notebook)
     _validate_metadata(result, name)
     whole = {index for index, cell in enumerate(result.cells)
              if _nbgrader(cell).get("solution") and cell.cell_type == "code" and BEGIN not in cell.source}
     resources: dict = {}
-    for preprocessor in _nbgrader_preprocessors():
+    for preprocessor in preprocessors:
         try:
             result, resources = preprocessor.preprocess(result, resources)
         except Exception as error:  # nbgrader's ValidationError and RuntimeError carry their own explanation

@@ -315,9 +315,11 @@ def retrieval_explorer(record: DatasetRecord, result: Mapping, *, query: int = 0
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _matches_html(result) -> str:  # noqa: ANN001 - a photo_search.SearchResult
+def _matches_html(result, root: Path) -> str:  # noqa: ANN001 - a photo_search.SearchResult
+    """The matches of ``result`` as an HTML table: rank, distance, and the photo's path relative to ``root``."""
     rows = "".join(
-        f"<tr><td>#{match.rank}</td><td>{match.distance:.3f}</td><td>{html.escape(str(match.path))}</td></tr>"
+        f"<tr><td>#{match.rank}</td><td>{match.distance:.3f}</td>"
+        f"<td>{html.escape(match.path.relative_to(root).as_posix())}</td></tr>"
         for match in result.matches
     )
     extra = f", re-ranking the global top {result.reranked}" if result.reranked else ""
@@ -385,7 +387,7 @@ def folder_explorer(
     def show(_change: object = None) -> None:
         result = matches_for(chooser.value, how.value)
         gallery.value = figure_png(photo_search.gallery_figure([result], index.root))
-        table.value = _matches_html(result)
+        table.value = _matches_html(result, index.root)
 
     chooser.observe(show, names="value")
     how.observe(show, names="value")

@@ -188,7 +188,7 @@ def test_bench_extract_refuses_a_bad_layer_before_loading(capsys, monkeypatch):
 def test_unknown_command_and_benchmark(capsys):
     assert main(["predicts"]) == 2
     assert _one_line(capsys) == (f"{PROG}: error: unknown command 'predicts'; choose one of: predict, demo, "
-                                 f"reproduce, download, warm, bench ({PROG} --help describes them)")
+                                 f"reproduce, download, warm, student, search, bench ({PROG} --help describes them)")
     assert main(["bench", "nosuch"]) == 2
     assert "unknown benchmark 'nosuch'; choose one of: extract, svm, search, cache" in _one_line(capsys)
     assert main(["bench"]) == 2

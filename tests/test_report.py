@@ -33,6 +33,10 @@ def test_write_report_round_trips_and_names_everything(tmp_path):
     assert "| **3.72** | – | – |" in markdown  # N-S scores keep two decimals, no paper number, no best prior
     assert paths["plot"].stat().st_size > 1000 and "![paper_vs_ours](paper_vs_ours.png)" in markdown
     assert not list(tmp_path.glob(".*.tmp"))
+    page = paths["html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<title>T</title>" in page
+    assert "<td>flowers102</td>" in page and "<strong>89.8</strong>" in page  # the table, rendered
+    assert '<img src="paper_vs_ours.png" alt="paper_vs_ours"' in page  # plots by relative link
 
 
 def test_console_table_lines_up():

@@ -243,6 +243,12 @@ def test_nbgraders_own_validation_reason_is_passed_on() -> None:
         student_notebook(source, "lab.ipynb")
 
 
+def test_without_nbgrader_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "nbgrader.preprocessors", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"Making student notebooks needs nbgrader: install the course's dev extra"):
+        student_notebook(synthetic_notebook())
+
+
 # --- writing the files -----------------------------------------------------------------------------------------
 
 

@@ -57,7 +57,8 @@ def available() -> list[str]:
 def loader(name: str) -> Callable[..., DatasetRecord]:
     """The loader function registered as ``name``."""
     if name not in _REGISTRY:
-        raise KeyError(f"Unknown dataset {name!r}. Known: {', '.join(available())}, or folder:PATH.")
+        raise KeyError(f"Unknown dataset {name!r}. Known: {', '.join(available())}, or folder:PATH, "
+                       "retrieval-folder:PATH.")
     module, func = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), func)
 
