@@ -12,6 +12,11 @@ one thing, an RGB image the right way up, so every image in the course goes thro
 * the pixels are decoded *inside* the error handling (Pillow decodes lazily), so a truncated or corrupt file raises
   :class:`BadImageError` here, naming the file, instead of failing later somewhere deep in a batch.
 
+Big photos decoded small: :func:`open_rgb_reduced` lets the caller pick, from the upright size read in the header, a
+reduction of 2, 4 or 8 that libjpeg applies *while decoding* (Pillow's ``draft``: the DCT is scaled, so a 12-megapixel
+phone photo decodes several times faster and needs a fraction of the memory). Only JPEG files can be reduced; other
+formats, and JPEGs whose caller asks for no reduction, decode in full exactly as :func:`open_rgb` does.
+
 Images smaller than the network input are fine (the network's transform upsamples them), but an image with a side
 below :data:`MIN_SIDE` pixels holds no picture to speak of and is refused.
 """
@@ -19,6 +24,7 @@ below :data:`MIN_SIDE` pixels holds no picture to speak of and is refused.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +54,32 @@ class BadImageError(ValueError):
         return (type(self), (self.path, self.reason))
 
 
+DRAFT_SCALES = (8, 4, 2)  # the reductions libjpeg can apply while decoding (Pillow's draft), largest first
+_SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the stored picture by 90 degrees
+
+
+class _BadScaleError(Exception):
+    """``scale_for`` returned an impossible scale (kept apart from the file errors caught around decoding)."""
+
+
 def open_rgb(path: str | os.PathLike) -> Image.Image:
     """Decode ``path`` fully into an upright RGB image (see the module docstring for what is converted and why).
 
     Raises :class:`BadImageError` (a ``ValueError``) naming the file for a missing path, a directory, a file that
     cannot be read, a file that is not an image, corrupt or truncated pixel data, and images with a side below
     :data:`MIN_SIDE` pixels.
+    """
+    return open_rgb_reduced(path, None)[0]
+
+
+def open_rgb_reduced(
+    path: str | os.PathLike, scale_for: Callable[[int, int], int] | None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Like :func:`open_rgb`, but a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size: ``scale_for(width,
+    height)`` gets the *upright* full size from the header and returns 1 (full size) or one of
+    :data:`DRAFT_SCALES`; the decoded sides are then ``ceil(side / scale)``. Returns the upright image and the upright
+    full size, so that coordinates given in full-size pixels (a crop box) can be scaled to the decoded image. Errors as
+    :func:`open_rgb`; a ``scale_for`` returning anything else raises ``ValueError``.
     """
     path = Path(path)
     if not path.exists():
@@ -62,6 +88,15 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
         raise BadImageError(path, "this is a directory, not an image file")
     try:
         with Image.open(path) as image:
+            full = None  # the decoded image's own size, unless it is decoded reduced
+            if scale_for is not None and image.format == "JPEG":
+                full = upright_size(image)
+                scale = scale_for(*full)
+                if scale not in (1, *DRAFT_SCALES):
+                    raise _BadScaleError(f"scale_for() must return 1 or one of {DRAFT_SCALES}; it returned {scale!r}")
+                if scale > 1:
+                    # Pillow picks the largest scale that keeps both sides >= the size asked for: exactly ``scale``.
+                    image.draft("RGB", (image.width // scale, image.height // scale))
             image.load()  # Pillow decodes lazily: force it here so that truncated data fails inside this try
             # Turned upright in place: without an orientation tag nothing is copied (decoding every image of a
             # dataset, the copies cost a tenth of the decoding time).
@@ -69,6 +104,8 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
             rgb = to_rgb(image)
     except PermissionError as err:
         raise BadImageError(path, f"permission denied ({err.strerror}); check the file's access rights") from err
+    except _BadScaleError as err:  # the caller's mistake, not the file's
+        raise ValueError(str(err)) from None
     except Image.UnidentifiedImageError as err:
         raise BadImageError(path, "not an image file, or a format Pillow cannot decode") from err
     except Image.DecompressionBombError as err:
@@ -81,7 +118,17 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
         raise BadImageError(
             path, f"the image is only {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} are needed"
         )
-    return rgb
+    return rgb, full or rgb.size
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened (not necessarily decoded) image once its EXIF orientation is applied."""
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # a damaged EXIF block: exif_transpose will not turn the image either
+        orientation = 1
+    width, height = image.size
+    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

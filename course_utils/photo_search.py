@@ -328,7 +328,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"network (default {DEFAULT_BACKBONE}, offline)")
     parser.add_argument("--layer", default=None, help="layer to compare (default: the backbone's, e.g. pool)")
     parser.add_argument("--engine", type=cli.engine_name, default="auto",
-                        help="inference engine: auto, torch, onnxruntime, compile")
+                        help="inference engine: auto, torch, onnxruntime, onnxruntime-int8, compile (default auto)")
     parser.add_argument("--device", type=cli.device_name, default=None, help="cpu, cuda, mps (default: best)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

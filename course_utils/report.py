@@ -111,26 +111,35 @@ def markdown_table(records: Sequence[ResultRecord]) -> str:
     return "\n".join(lines)
 
 
+def to_frame(records: Iterable[ResultRecord]):  # noqa: ANN201 - a pandas DataFrame (pandas comes with seaborn)
+    """The records as a pandas DataFrame, one row each: a table a notebook shows sortable and filterable."""
+    import pandas as pd
+
+    columns = [name for name in ResultRecord.__dataclass_fields__ if name != "settings"]
+    return pd.DataFrame([{name: getattr(r, name) for name in columns} for r in records], columns=columns)
+
+
 def plot_paper_vs_ours(records: Sequence[ResultRecord], path: Path) -> Path | None:
     """A grouped bar chart of ours against the paper for every row that has a paper number (percent metrics)."""
     rows = [r for r in records if r.paper is not None and "N-S" not in r.metric]
     if not rows:
         return None
-    import numpy as np
+    import seaborn as sns
     from matplotlib.figure import Figure
 
-    labels = [f"{r.dataset}\n{r.method}\n{r.backbone}" for r in rows]
-    x = np.arange(len(rows))
+    long = to_frame(rows).assign(row=lambda f: f.dataset + "\n" + f.method + "\n" + f.backbone)
+    long = long.melt(id_vars="row", value_vars=["paper", "value"], var_name="source", value_name="percent")
+    long["source"] = long["source"].map({"paper": "paper (OverFeat)", "value": "ours"})
     # A bare Figure (not pyplot): drawing it never touches the global backend, so a notebook that writes a
     # report keeps its inline plots, and nothing is left open in pyplot.
     fig = Figure(figsize=(max(6, 1.1 * len(rows)), 4))
     ax = fig.subplots()
-    ax.bar(x - 0.2, [r.paper for r in rows], width=0.4, label="paper (OverFeat)", color="#999999")
-    ax.bar(x + 0.2, [r.value for r in rows], width=0.4, label="ours", color="#1f77b4")
-    ax.set_xticks(x, labels, fontsize=7)
+    sns.barplot(long, x="row", y="percent", hue="source", palette=["#999999", "#1f77b4"], ax=ax)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel("")
+    ax.legend(title=None)
     ax.set_ylabel("percent")
     ax.set_ylim(0, 100)
-    ax.legend()
     ax.set_title("Paper versus ours")
     fig.tight_layout()
     path = Path(path)

@@ -25,10 +25,8 @@ import argparse
 import copy
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from pathlib import Path
 import nbformat
 
 from .config import REPO_ROOT
+from .datasets.images import atomic_path
 
 SOURCE_DIR = REPO_ROOT / "notebooks"
 DEFAULT_OUT = REPO_ROOT / "student"
@@ -160,21 +159,9 @@ def _sha256(data: bytes) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    """``data`` into ``path`` through a temporary file and a rename, with the umask's permissions."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
 
 
 def _read_manifest(folder: Path) -> dict[str, str]:

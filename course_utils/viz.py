@@ -103,9 +103,11 @@ def plot_layer_sweep(layers: Sequence[str], values: Sequence[float], metric: str
 
     ``paper`` optionally overlays the paper's curve as (relative depth 0..1, value) pairs on a second x-axis.
     """
+    import seaborn as sns
+
     fig = Figure(figsize=(7, 3.5))
     ax = fig.subplots()
-    ax.plot(np.arange(len(layers)), values, marker="o", label="ours")
+    sns.lineplot(x=np.arange(len(layers)), y=list(values), marker="o", label="ours", ax=ax)
     ax.set_xticks(np.arange(len(layers)), list(layers), rotation=30)
     ax.set_ylabel(metric)
     ax.set_xlabel("layer (shallow to deep)")

@@ -7,6 +7,7 @@ import re
 import pytest
 from PIL import Image
 
+from course_utils import augment
 from course_utils.__main__ import main
 from course_utils.bench import extract as bench
 
@@ -29,6 +30,30 @@ def test_batched_decoding_rate_counts_every_file(tmp_path, monkeypatch):
     assert bench.nvjpeg_images_per_second(paths, 32, "cpu", limit=4) == pytest.approx(4 / 2.5)
 
 
+def test_big_photos_are_distinct_12_megapixel_jpegs(tmp_path):
+    paths = bench.write_big_photos(tmp_path, 2)
+    assert [p.name for p in paths] == ["big00000.jpg", "big00001.jpg"]
+    with Image.open(paths[0]) as image:
+        assert image.format == "JPEG" and image.size == (4000, 3000) == bench.BIG_PHOTO_SIZE
+    assert paths[0].read_bytes() != paths[1].read_bytes()
+
+
+def test_big_photo_rate_counts_every_file_and_runs_the_engine_on_every_view(tmp_path, monkeypatch, lite0):
+    paths = bench.write_big_photos(tmp_path, 3)
+    batches = []
+
+    def engine(pixels):
+        batches.append(tuple(pixels.shape))
+        return [pixels.flatten(1)[:, :4].numpy()]
+
+    engine.device = "cpu"
+    clock = iter([10.0, 14.0])  # the two readings around the timed loop: 4 s
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
+    spec = augment.get_views("mirror")
+    assert bench.loader_images_per_second(paths, lite0, spec, engine, 4, True) == pytest.approx(3 / 4)
+    assert batches == [(4, 3, 224, 224), (2, 3, 224, 224)]  # 2 images of 2 views, then the last image's 2 views
+
+
 def _line(output: str, start: str) -> str:
     return next(line for line in output.splitlines() if line.startswith(start))
 
@@ -42,7 +67,7 @@ def test_a_small_run_prints_each_measurement_and_the_result_line(tmp_path, monke
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     code = main(["bench", "extract", "--backbone", "efficientnet_lite0", "--random", "--images", "4",
                  "--naive-images", "2", "--views", "2", "--rounds", "1", "--batch-sizes", "2", "--seconds", "0.2",
-                 "--device", "cpu"])
+                 "--big-images", "1", "--device", "cpu"])
     output = capfd.readouterr().out
     assert code == 0
     assert "efficientnet_lite0 (random weights), layer pool, 4 JPEG images 500x375, 2 view(s) (mirror)" in output
@@ -54,15 +79,22 @@ def test_a_small_run_prints_each_measurement_and_the_result_line(tmp_path, monke
     assert set(per_engine) == {"onnxruntime", "torch"}  # onnxruntime is a dependency: both run on a CPU
     # the bound is the best engine's best figure
     assert forward == pytest.approx(max(map(float, per_engine.values())), rel=0.01, abs=0.01)
+    int8, fp32 = map(float, re.search(r"^\(f\) INT8 forward: ([0-9.]+) images/s against ONNX Runtime float32 "
+                                      r"([0-9.]+) at the same batch 2", output, re.MULTILINE).groups())
+    reduced, full = map(float, re.search(r"^\(g\) big photos \(1 JPEGs 4000x3000, loader and onnxruntime engine\): "
+                                         r"decoded reduced ([0-9.]+) images/s, in full ([0-9.]+)", output,
+                                         re.MULTILINE).groups())
     last = output.strip().splitlines()[-1]
     match = re.fullmatch(r"RESULT pipeline_vs_naive=([0-9.]+) pipeline_vs_forward=([0-9.]+) ort_vs_torch=([0-9.]+) "
-                         r"peak_rss_mb=(\d+)", last)
+                         r"int8_vs_fp32=([0-9.]+) bigphoto_vs_full=([0-9.]+) peak_rss_mb=(\d+)", last)
     assert match, last
     assert float(match.group(1)) == pytest.approx(pipeline / naive, rel=0.02, abs=0.01)
     assert float(match.group(2)) == pytest.approx(pipeline / forward, rel=0.02, abs=0.01)
     ort, torch = float(per_engine["onnxruntime"]), float(per_engine["torch"])
     assert float(match.group(3)) == pytest.approx(ort / torch, rel=0.02, abs=0.01)
-    assert 100 < int(match.group(4)) < 8_000  # a process holding torch and one small network
+    assert float(match.group(4)) == pytest.approx(int8 / fp32, rel=0.02, abs=0.01)
+    assert float(match.group(5)) == pytest.approx(reduced / full, rel=0.02, abs=0.01)
+    assert 100 < int(match.group(6)) < 8_000  # a process holding torch and one small network
 
 
 def test_ort_vs_torch_divides_the_best_figures_of_the_two_engines():
@@ -78,7 +110,8 @@ def test_ort_vs_torch_divides_the_best_figures_of_the_two_engines():
     (["--naive-images", "0"], "argument --naive-images: must be at least 1; got 0"),
     (["--rounds", "-1"], "argument --rounds: must be at least 1; got -1"),
     (["--batch-sizes", "8,0"], "argument --batch-sizes: '8,0': must be at least 1; got 0"),
-    (["--engine", "ort"], "argument --engine: unknown engine 'ort'; choose one of: auto, torch, onnxruntime, compile"),
+    (["--engine", "ort"], "argument --engine: unknown engine 'ort'; choose one of: auto, torch, onnxruntime, "
+                            "onnxruntime-int8, compile"),
 ])
 def test_bad_values_are_refused_in_one_line(argv, message, capsys):
     assert main(["bench", "extract", "--images", "3", *argv, "--device", "cpu"]) == 2

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from test_demo_data import TinySet
 from test_features import CountingEngines, run, tiny_backbone, write_photos
 
 from course_utils import config, features
 from course_utils.datasets import demo
-from course_utils.datasets.images import save_image
 from course_utils.features import CacheEntryDamagedWarning
 
 
@@ -159,21 +158,6 @@ def test_an_explicit_cache_folder_does_not_consult_the_shared_cache(tmp_path, mo
     counter = CountingEngines(monkeypatch)
     result = run(paths, tmp_path / "explicit", views="mirror")
     assert not result.from_cache and counter.rows == 10 and result.cache_path.is_relative_to(tmp_path / "explicit")
-
-
-class TinySet:
-    """A three-image demo set (the machinery is the same for every set)."""
-
-    def __init__(self) -> None:
-        self.builds = 0
-
-    def __call__(self, root: Path) -> list[dict[str, str]]:
-        self.builds += 1
-        rows = []
-        for i in range(3):
-            save_image(Image.new("RGB", (24, 24), (80 * i, 10, 200)), root / "images" / f"{i}.png")
-            rows.append({"path": f"images/{i}.png", "split": "train"})
-        return rows
 
 
 def test_demo_sets_are_built_readable_by_others(tmp_path, monkeypatch, umask_022):

@@ -123,7 +123,8 @@ def test_auto_picks_torch_when_onnxruntime_is_missing(lite0, monkeypatch):
 
 
 def test_unknown_engine_lists_the_valid_names(lite0):
-    with pytest.raises(ValueError, match=r"Unknown engine 'tensorrt'; choose one of auto, torch, onnxruntime, compile"):
+    with pytest.raises(ValueError, match=r"Unknown engine 'tensorrt'; choose one of auto, torch, onnxruntime, onnxruntime-int8, "
+                       r"compile"):
         engines.make_engine(lite0, ["pool"], "tensorrt")
     with pytest.raises(ValueError, match="needs at least one layer"):
         engines.make_engine(lite0, [], "torch")

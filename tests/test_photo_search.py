@@ -162,7 +162,7 @@ def test_jitter_reranks_at_least_top_images(index, groups):
 def test_search_rejects_unknown_methods_and_counts(index, outside):
     with pytest.raises(ValueError, match=r"Unknown search method 'patches'; choose one of \('global', 'spatial'"):
         index.search(outside, method="patches")
-    with pytest.raises(ValueError, match="top and rerank must be at least 1; got top=0, rerank=100"):
+    with pytest.raises(ValueError, match="top and rerank must be at least 1; got top=0, rerank=20"):
         index.search(outside, top=0)
 
 

@@ -105,3 +105,11 @@ def test_undecodable_file_names_are_shown_with_their_bytes_escaped(tmp_path):
     text = paths["markdown"].read_text(encoding="utf-8")
     assert "skipped cat/caf\\xe9.jpg" in text
     assert json.loads(paths["json"].read_text())["meta"]["odd"] == name  # JSON keeps the exact name
+
+
+def test_records_become_a_sortable_table():
+    frame = report.to_frame(_records())
+    assert list(frame["dataset"]) == ["flowers102", "ukbench2000"]
+    assert frame.loc[0, "value"] == 89.83 and frame.loc[0, "paper"] == 74.7
+    assert "settings" not in frame.columns and {"method", "backbone", "metric", "layer"} <= set(frame.columns)
+    assert list(frame.sort_values("value")["dataset"]) == ["ukbench2000", "flowers102"]

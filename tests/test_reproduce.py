@@ -81,5 +81,5 @@ def test_claims_table_pairs_baseline_and_augmented_rows_and_is_empty_without_pai
         return ResultRecord("flowers102", "multiclass", method, "efficientnet_lite0", "mean class accuracy", value)
 
     table = reproduce._claims([record("CNN-SVM", 89.75), record("CNNaug-SVM", 94.85)])
-    assert "| flowers102 | efficientnet_lite0 | CNN-SVM | 89.75 | CNNaug-SVM: 94.85 | +5.10 |" in table
+    assert "| flowers102 | efficientnet_lite0 | CNN-SVM | 89.75 | CNNaug-SVM (power 0.5): 94.85 | +5.10 |" in table
     assert reproduce._claims([record("CNN-SVM", 89.75)]) == ""

@@ -23,7 +23,13 @@ folder, then measures on this machine and device (default: the GPU when there is
     (a 2-core CPU) decoding and the network take turns, so the pipeline's best is ``1 / (1/c + 1/d)``, else
     ``min(c, d)``; the figure printed says how close the pipeline comes;
 (e) on a GPU, **nvJPEG**: the same files decoded on the GPU in batches and resized, to see whether GPU decoding
-    could feed the network faster than the CPU's cores.
+    could feed the network faster than the CPU's cores;
+(f) on a CPU, **INT8 forward**: the ``onnxruntime-int8`` engine against ONNX Runtime float32, both at the float32
+    engine's best batch, on the same ready tensors, in the same rounds (its quantisation, once per network, is not
+    timed);
+(g) **big photos**: ``--big-images`` 12-megapixel JPEGs (4000 x 3000, scikit-image photos upscaled, quality 90)
+    through the pipeline's loader and engine, decoded at reduced scale (Pillow's ``draft``: what extraction does)
+    against decoded in full (what it did before), in the same rounds.
 
 Other programs' load comes and goes, so (c), (a) and (b) are measured in ``--rounds`` interleaved rounds and each
 keeps its best (the bound also keeps the sweep's best, so that noise can only raise it). Rates count images; with
@@ -33,11 +39,13 @@ images once, and nothing else; its decoding worker's peak is printed apart (a fo
 with its parent, so adding the two would count them twice).
 The last line is machine-readable::
 
-    RESULT pipeline_vs_naive=<b / a> pipeline_vs_forward=<b / c> ort_vs_torch=<x> peak_rss_mb=<MB>
+    RESULT pipeline_vs_naive=<b / a> pipeline_vs_forward=<b / c> ort_vs_torch=<x> int8_vs_fp32=<x>
+    bigphoto_vs_full=<x> peak_rss_mb=<MB>
 
 ``ort_vs_torch`` is ONNX Runtime's best forward figure over PyTorch eager's best (each the best of the sweep, at any
 batch size and memory format, and of its rounds), both measured in this run: ``n/a`` when ONNX Runtime cannot run
-here (not installed, or on a GPU without its CUDA provider).
+here (not installed, or on a GPU without its CUDA provider). ``int8_vs_fp32`` is (f)'s ratio, ``n/a`` on a GPU or
+without ONNX Runtime; ``bigphoto_vs_full`` is (g)'s, reduced over full decoding.
 """
 
 from __future__ import annotations
@@ -64,6 +72,7 @@ PHOTO_SIZE = (500, 375)
 NVJPEG_BATCH = 128
 DISTINCT_PHOTOS = 256  # photos cut and encoded; the rest are byte copies of them (a GPU run needs thousands)
 SOURCE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
+BIG_PHOTO_SIZE = (4000, 3000)  # a 12-megapixel phone photo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="random weights: same speed, no download (default)")
     parser.set_defaults(pretrained=False)
     parser.add_argument("--engine", type=cli.engine_name, default="auto",
-                        help="engine of the pipeline: auto, torch, onnxruntime, compile (default auto)")
+                        help="engine of the pipeline: auto, torch, onnxruntime, onnxruntime-int8, compile "
+                             "(default auto)")
     parser.add_argument("--device", type=cli.device_name, default=None,
                         help="cpu or cuda (default: cuda when a GPU is usable, else cpu)")
     parser.add_argument("--naive-images", type=cli.positive_int, default=None,
@@ -93,6 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="minimum time per forward measurement (default 2)")
     parser.add_argument("--rounds", type=cli.positive_int, default=3,
                         help="interleaved rounds of (c), (a), (b); each keeps its best (default 3)")
+    parser.add_argument("--big-images", type=cli.positive_int, default=6,
+                        help="12-megapixel JPEGs of the big-photo measurement (g) (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the photo crops (default 0)")
     parser.add_argument("--pipeline-only", default=None, help=argparse.SUPPRESS)  # internal: measurement (b)
     parser.add_argument("--report", default=None, help=argparse.SUPPRESS)
@@ -127,6 +139,43 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
             photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         paths.append(save_image(photo, folder / f"photo{i:05d}.jpg"))
     return paths
+
+
+def write_big_photos(folder: Path, count: int) -> list[Path]:
+    """``count`` JPEG files of :data:`BIG_PHOTO_SIZE` (quality 90): scikit-image's sample photographs upscaled
+    (bicubic), in turn, each file distinct (mirrored or not). Their content matters little; decoding time does."""
+    from PIL import Image
+    from skimage import data
+
+    from ..datasets.images import save_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        photo = Image.fromarray(getattr(data, SOURCE_PHOTOS[i % len(SOURCE_PHOTOS)])()).convert("RGB")
+        photo = photo.resize(BIG_PHOTO_SIZE, Image.Resampling.BICUBIC)
+        if (i // len(SOURCE_PHOTOS)) % 2:
+            photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        paths.append(save_image(photo, folder / f"big{i:05d}.jpg"))
+    return paths
+
+
+def loader_images_per_second(paths: list[Path], backbone, spec, engine, batch: int, reduce_big_jpegs: bool) -> float:
+    """(g): the pipeline's loader (no worker: the 2-core plan) and ``engine`` on its batches, nothing stored; with or
+    without reduced decoding of big JPEGs."""
+    import torch
+
+    from .. import features
+
+    loader = features.view_loader(paths, backbone, spec, images_per_batch=max(1, batch // spec.n_views),
+                                  num_workers=0, reduce_big_jpegs=reduce_big_jpegs)
+    started = time.perf_counter()
+    for _, pixels, _ in loader:
+        if pixels.dtype == torch.uint8:  # the registry's transforms: normalised where the network runs
+            pixels = backbone.transform.normalize(pixels.to(engine.device))
+        for start in range(0, len(pixels), batch):
+            engine(pixels[start : start + batch])
+    return len(paths) / (time.perf_counter() - started)
 
 
 def naive_images_per_second(paths: list[Path], backbone, layer: str, spec) -> float:
@@ -248,6 +297,16 @@ def run(args: argparse.Namespace) -> int:
                                             channels_last=row["memory_format"] == "channels_last")
                   for name, row in finalists.items()}
         naive_backbone = _copy(backbone)
+        int8 = None
+        int8_note = "n/a on a GPU" if device.startswith("cuda") else "n/a: onnxruntime is not installed"
+        if not device.startswith("cuda") and "onnxruntime" in bounds:
+            try:
+                int8 = engines.make_engine(_copy(backbone), [layer], engines.INT8, threads=cores)
+                int8_note = int8.reason
+            except Exception as err:  # an optional measurement: report why, keep the rest of the run
+                int8_note = f"not available ({type(err).__name__}: {err})"
+        big_paths = write_big_photos(Path(tmp) / "big", args.big_images)
+        pipeline_engine = engines.make_engine(_copy(backbone), [layer], args.engine, threads=cores)
         started = time.perf_counter()
         batch = features.tune_batch_size(backbone, [layer], args.engine)
         print(f"pipeline batch size {batch} views (tune_batch_size: {time.perf_counter() - started:.1f} s, "
@@ -255,7 +314,8 @@ def run(args: argparse.Namespace) -> int:
 
         # The three measurements, interleaved in rounds; each keeps its best round (other programs' load comes and
         # goes, and interleaving exposes the three to the same conditions).
-        rates: dict[str, list[float]] = {"forward": [], "naive": [], "pipeline": []}
+        rates: dict[str, list[float]] = {"forward": [], "naive": [], "pipeline": [], "int8": [], "fp32": [],
+                                         "reduced": [], "full": []}
         sweep_best = max(rows, key=lambda row: row["images_per_s"])
         forward_sources = [(sweep_best["images_per_s"] / spec.n_views, f"sweep: {_config(sweep_best)}")]
         per_engine = best_per_engine(rows, spec.n_views)  # each engine's best, for ort_vs_torch
@@ -269,6 +329,14 @@ def run(args: argparse.Namespace) -> int:
             rates["naive"].append(naive_images_per_second(paths[: args.naive_images], naive_backbone, layer, spec))
             rates["pipeline"].append(pipeline_images_per_second(
                 paths, backbone, layer, spec, args.engine, Path(tmp) / f"cache{attempt}"))
+            if int8 is not None:  # (f): both engines at float32's best batch, one after the other
+                same = finalists["onnxruntime"]["batch"]
+                for key, engine in (("int8", int8), ("fp32", bounds["onnxruntime"])):
+                    rates[key].append(forward_images_per_second(engine, same, args.images * spec.n_views,
+                                                                backbone.input_size, spec.n_views))
+            for key, reduce in (("reduced", True), ("full", False)):  # (g)
+                rates[key].append(loader_images_per_second(big_paths, backbone, spec, pipeline_engine,
+                                                           pipeline_engine.preferred_batch_size, reduce))
         naive, pipeline = max(rates["naive"]), max(rates["pipeline"])
         forward, forward_source = max(forward_sources)
         report = _pipeline_in_subprocess(args, Path(tmp) / "images", layer, device, Path(tmp) / "report.json")
@@ -308,11 +376,24 @@ def run(args: argparse.Namespace) -> int:
     if nvjpeg is not None:
         print(f"(e) JPEG decoding on the GPU (nvJPEG through torchvision.io.decode_jpeg, batches of "
               f"{NVJPEG_BATCH}, files already in memory, plus the resize): {nvjpeg}")
+    int8_vs_fp32 = "n/a"
+    if rates["int8"]:
+        int8_vs_fp32 = f"{max(rates['int8']) / max(rates['fp32']):.2f}"
+        print(f"(f) INT8 forward: {max(rates['int8']):.2f} images/s against ONNX Runtime float32 "
+              f"{max(rates['fp32']):.2f} at the same batch {finalists['onnxruntime']['batch']} (rounds: "
+              f"{listed('int8')} / {listed('fp32')}): {int8_vs_fp32}x; {int8_note}")
+    else:
+        print(f"(f) INT8 forward: {int8_note}")
+    reduced, full = max(rates["reduced"]), max(rates["full"])
+    print(f"(g) big photos ({len(big_paths)} JPEGs {BIG_PHOTO_SIZE[0]}x{BIG_PHOTO_SIZE[1]}, loader and "
+          f"{pipeline_engine.name} engine): decoded reduced {reduced:.2f} images/s, in full {full:.2f} images/s "
+          f"(rounds: {listed('reduced')} / {listed('full')}): {reduced / full:.2f}x")
     print(f"peak resident memory of a fresh process extracting these features: {report['peak_rss_mb']:.0f} MB "
           f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent); "
           f"load average now {_load_average()}")
     print(f"RESULT pipeline_vs_naive={pipeline / naive:.2f} pipeline_vs_forward={pipeline / forward:.2f} "
-          f"ort_vs_torch={ort_vs_torch} peak_rss_mb={report['peak_rss_mb']:.0f}")
+          f"ort_vs_torch={ort_vs_torch} int8_vs_fp32={int8_vs_fp32} bigphoto_vs_full={reduced / full:.2f} "
+          f"peak_rss_mb={report['peak_rss_mb']:.0f}")
     return 0
 
 
