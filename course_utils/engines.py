@@ -93,7 +93,7 @@ import torch
 
 from . import config
 from .backbones import Backbone
-from .datasets.images import sha256_file
+from .datasets.images import sha256_file, write_text_atomic
 
 ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8", "compile")
 INT8 = "onnxruntime-int8"
@@ -505,9 +505,7 @@ def quantize_int8(float32: OnnxRuntimeEngine, backbone: Backbone, path: Path, fi
     seconds = time.perf_counter() - started
     record = {"key": path.stem, "fields": fields, "sha256": sha256_file(path), "size": path.stat().st_size,
               "quantise_seconds": round(seconds, 2)}
-    with _temporary_file(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, path.with_suffix(".json"))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(record, indent=2))
     log.info("Quantised %s %s to INT8 at %s in %.1f s.", backbone.name, float32.layers, path, seconds)
     return seconds
 
@@ -708,9 +706,7 @@ def export_onnx(backbone: Backbone, layers: Sequence[str], path: Path, device: s
         seconds = time.perf_counter() - started
         record = {"key": path.stem, "fields": onnx_cache_fields(backbone, layers), "sha256": sha256_file(path),
                   "size": path.stat().st_size, "exporter": exporter, "export_seconds": round(seconds, 2)}
-        with _temporary_file(path.with_suffix(".json")) as tmp:
-            tmp.write_text(json.dumps(record, indent=2))
-            os.replace(tmp, path.with_suffix(".json"))
+        write_text_atomic(path.with_suffix(".json"), json.dumps(record, indent=2))
         log.info("Exported %s %s to %s with the %s exporter in %.1f s.", backbone.name, layers, path, exporter, seconds)
         return exporter, seconds
     raise OnnxExportError(f"could not export {backbone.name} {layers} to ONNX ({'; '.join(errors)})")

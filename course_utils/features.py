@@ -69,7 +69,6 @@ import sys
 import time
 import warnings
 import weakref
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -81,7 +80,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from . import augment, backbones, config, engines
-from .datasets.images import write_text_atomic
+from .datasets.images import file_digest, write_text_atomic
 from .imageio import DRAFT_SCALES, BadImageError, open_rgb_reduced, upright_size
 
 PREPROCESSING_VERSION = 1  # bump whenever decoding, views or the backbone transforms change the pixels fed in
@@ -103,7 +102,7 @@ ON_ERROR = ("raise", "skip")
 _FEATURES_DIR = "features"
 _DIGESTS_DIR = "digests"
 DIGEST_SETTLE_SECONDS = 2.0  # a file changed this recently is not remembered: its timestamps may not show a change yet
-_READ_CHUNK = 1 << 18  # bytes per read when hashing a file (a small buffer: memory stays flat, speed the same)
+_ZERO_CHUNK = 1 << 18  # bytes per write when zero-filling a layer file where posix_fallocate is missing
 MAX_GPU_WORKERS = 16  # decoding workers feeding a GPU (each holds a copy of the dataset's paths and its own buffers)
 _MIN_IMAGES_FOR_WORKERS = 8  # below this, forking a decoding worker costs more than it saves
 
@@ -362,21 +361,6 @@ def _write_json(path: Path, content: dict) -> None:
     write_text_atomic(path, json.dumps(content, indent=1))  # umask permissions: a class can share the cache
 
 
-def _hash_file(path: Path, algorithm: str) -> str:
-    """``"sha256"`` (hex) or ``"crc32"`` (8 hex digits) of the file's bytes, read in chunks into one buffer."""
-    digest = hashlib.sha256() if algorithm == "sha256" else None
-    crc = 0
-    with open(path, "rb", buffering=0) as f:
-        buffer = bytearray(min(_READ_CHUNK, os.fstat(f.fileno()).st_size + 1))  # +1: one read sees the end
-        view = memoryview(buffer)
-        while n := f.readinto(buffer):
-            if digest is not None:
-                digest.update(view[:n])
-            else:
-                crc = zlib.crc32(view[:n], crc)
-    return digest.hexdigest() if digest is not None else f"{crc:08x}"
-
-
 class _DigestMemo:
     """File digests remembered in ``<cache root>/digests/`` (one JSON per folder of files), each against the file's
     size, modification and change times and inode: a file that still has all four has the same bytes. Any write
@@ -397,7 +381,7 @@ class _DigestMemo:
         remembered = table.get(name)
         if remembered is not None and remembered.get("signature") == signature and algorithm in remembered:
             return remembered[algorithm]
-        value = _hash_file(path, algorithm)
+        value = file_digest(path, algorithm)
         settled = time.time_ns() - max(signature[1], signature[2]) >= DIGEST_SETTLE_SECONDS * 1e9
         if settled and _signature(os.stat(path)) == signature:  # and it did not change while being read
             if remembered is None or remembered.get("signature") != signature:
@@ -469,7 +453,7 @@ def _reserve_space(path: Path, entry_bytes: int, zero_from: int | None) -> None:
                     raise
                 if zero_from is not None:
                     handle.seek(zero_from)
-                    zeros = bytes(_READ_CHUNK)
+                    zeros = bytes(_ZERO_CHUNK)
                     for start in range(zero_from, size, len(zeros)):
                         handle.write(zeros[: min(len(zeros), size - start)])
                     handle.flush()
@@ -703,7 +687,7 @@ class _Run:
         for array in arrays.values():
             array.flush()
         arrays.clear()  # close the writable maps; the result re-opens them read-only
-        checksums = {layer: _hash_file(_layer_file(entry, layer), "crc32") for layer in self.layers}
+        checksums = {layer: file_digest(_layer_file(entry, layer), "crc32") for layer in self.layers}
         _write_json(marker, {
             "cache_version": CACHE_VERSION, "n_images": len(self.paths), "views": self.spec.view_names,
             "layers": self.layers, "shapes": {layer: list(shape) for layer, shape in self.shapes.items()},

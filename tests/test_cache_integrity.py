@@ -21,6 +21,7 @@ import pytest
 from test_features import CountingEngines, run, tiny_backbone, write_photos
 
 from course_utils import features
+from course_utils.datasets.images import file_digest
 from course_utils.features import CacheEntryDamagedWarning
 
 
@@ -131,8 +132,8 @@ def test_a_verified_layer_file_is_not_read_again_until_it_changes(tmp_path, monk
     monkeypatch.setattr(features, "DIGEST_SETTLE_SECONDS", 0.0)
     paths, original = finished_entry(tmp_path)
     hashed: list[str] = []
-    real = features._hash_file
-    monkeypatch.setattr(features, "_hash_file", lambda path, algorithm: hashed.append(Path(path).name) or
+    real = features.file_digest
+    monkeypatch.setattr(features, "file_digest", lambda path, algorithm: hashed.append(Path(path).name) or
                         real(path, algorithm))
     assert run(paths, tmp_path / "cache", batch_size=2).from_cache
     assert "fc.npy" in hashed  # written by the extraction, checked once on the first hit
@@ -160,7 +161,7 @@ def test_an_image_changed_under_the_memo_is_hashed_again(tmp_path, monkeypatch):
     path.write_bytes(bytes(data))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and modification time: the change time moves
     again = features._DigestMemo(tmp_path / "cache").digest(path, "sha256")
-    assert again != first and again == features._hash_file(path, "sha256")
+    assert again != first and again == file_digest(path, "sha256")
 
 
 def test_a_file_hashed_just_after_it_changed_is_not_remembered(tmp_path):
@@ -237,3 +238,16 @@ def test_bench_cache_prints_its_figures_and_a_result_line(tmp_path, capsys):
     assert set(result) == {"crc_seconds", "crc_vs_hit_and_pass", "memo_vs_hit_and_pass", "sha256_seconds",
                            "memo_key_seconds", "stat_seconds"}
     assert all(float(value) >= 0 for value in result.values())
+
+
+def test_file_digest_equals_hashlib_and_zlib_and_names_a_bad_algorithm(tmp_path):
+    import hashlib
+    import zlib
+
+    data = bytes(range(256)) * 5000  # several read chunks
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert file_digest(path) == hashlib.sha256(data).hexdigest()
+    assert file_digest(path, "crc32") == f"{zlib.crc32(data):08x}"
+    with pytest.raises(ValueError, match="Unknown digest 'md5'; choose sha256 or crc32"):
+        file_digest(path, "md5")

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import cli, config, features
+from ..datasets.images import file_digest
 
 QUICK = {"images": 500, "views": 4, "dim": 256}
 
@@ -80,7 +81,7 @@ def _write_entry(entry: Path, shape: tuple[int, int, int]) -> None:
     del array
     features._write_json(entry / "complete.json", {
         "cache_version": features.CACHE_VERSION, "layers": ["pool"], "skipped": [],
-        "crc32": {"pool": features._hash_file(entry / "pool.npy", "crc32")},
+        "crc32": {"pool": file_digest(entry / "pool.npy", "crc32")},
     })
 
 
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         layer_file = entry / "pool.npy"
         open_s = _best(args.rounds, lambda: hit(False))
         pass_s = _best(args.rounds, lambda: _first_pass(hit(False)))
-        crc_s = _best(args.rounds, lambda: features._hash_file(layer_file, "crc32"))  # the check, nothing remembered
+        crc_s = _best(args.rounds, lambda: file_digest(layer_file, "crc32"))  # the check, nothing remembered
         settle = features.DIGEST_SETTLE_SECONDS
         features.DIGEST_SETTLE_SECONDS = 0.0  # the file was just written; as if it had settled
         try:
