@@ -22,6 +22,7 @@ so the two agree only on tie-free scores.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -30,6 +31,42 @@ REVISITED_SETTINGS = ("easy", "medium", "hard")
 # The ranks at which the revisited Oxford/Paris evaluation reports mean precision (revisitop's ``kappas``).
 REVISITED_KAPPAS = (1, 5, 10)
 VOC07_LEVELS = ("devkit", "exact")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One evaluation measure as the course reports it: a typed value that code compares, never text it parses.
+
+    ``label`` is the name written in results (``ResultRecord.metric``, ``results.json``, report tables); ``decimals``
+    how many a table shows; ``points_per_unit`` turns a difference into percentage points (UKBench's N-S score,
+    0-4, is the paper's percentage divided by 25); ``retrieval`` marks the measures of ranked search.
+    """
+
+    key: str
+    label: str
+    decimals: int = 1
+    points_per_unit: float = 1.0
+    retrieval: bool = False
+
+    def format(self, value: float) -> str:
+        """``value`` as a table shows it."""
+        return f"{value:.{self.decimals}f}"
+
+
+MEAN_CLASS_ACCURACY = Metric("accuracy", "mean class accuracy")
+MEAN_AUC = Metric("auc", "mean AUC")
+VOC07_MAP = Metric("voc07_map", "mAP (11-point)")
+RETRIEVAL_MAP = Metric("retrieval_map", "mAP", retrieval=True)
+NS_SCORE = Metric("ns", "N-S score (0-4)", decimals=2, points_per_unit=25.0, retrieval=True)
+METRICS: dict[str, Metric] = {m.key: m for m in (MEAN_CLASS_ACCURACY, MEAN_AUC, VOC07_MAP, RETRIEVAL_MAP, NS_SCORE)}
+
+
+def metric_labelled(label: str) -> Metric:
+    """The :class:`Metric` whose ``label`` is ``label`` (as read back from ``results.json``)."""
+    for metric in METRICS.values():
+        if metric.label == label:
+            return metric
+    raise ValueError(f"unknown metric label {label!r}; known: {', '.join(m.label for m in METRICS.values())}")
 
 
 def _scores_and_labels(scores: object, labels: object, what: str) -> tuple[np.ndarray, np.ndarray]:
