@@ -56,7 +56,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@if [ -n "$(TORCH_PIN)" ]; then $(PY) -m pip install --quiet $(TORCH_PIN); fi
-	$(PY) -m pip install --quiet -e ".[dev,faiss]"
+	$(PY) -m pip install --quiet -e ".[dev,scale]"
 	@touch $@
 
 setup: $(VENV)/.installed
