@@ -13,7 +13,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "augment", "backbones", "bench", "classify", "config", "datasets", "demo", "engines", "exercises", "experiments",
+    "augment", "backbones", "bench", "claims", "classify", "config", "datasets", "demo", "engines", "exercises", "experiments",
     "features", "imageio", "metrics", "normalize", "notebook", "paper", "pooling", "quiz", "report", "reproduce",
     "retrieval", "viz", "warm", "widgets",
 }

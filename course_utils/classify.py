@@ -8,7 +8,8 @@
   paper's CNNaug-SVM did), or ``solver="torch"``: the same squared-hinge objective minimised by a batched Newton
   method on CPU or GPU, many binary problems at once (all one-vs-rest classes; one-vs-one pairs by class groups).
 * C: :func:`select_C` cross-validates on the training split only, folds splitting whole images (all views
-  together); :data:`PAPER_C` records the values the paper reports.
+  together); the values the paper reports are in each dataset's record
+  (``course_utils.datasets.specs.get(name).paper.C``).
 
 The exact rules (how view sums meet voting, tie breaks, the objective) are in ``docs/protocols.md``.
 """
@@ -22,18 +23,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 from sklearn.svm import LinearSVC
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from .metrics import average_precision, mean_class_accuracy
-from .normalize import check_features, is_positive_number
+from .normalize import check_features, check_n_features, is_positive_number
 
 if TYPE_CHECKING:
     import torch
 
-# C values the paper reports, chosen there by cross-validation with no grid given (docs/paper.md section 4).
-PAPER_C: dict[str, float] = {"voc2007": 0.2, "h3d": 0.2, "uiuc": 0.2, "mit67": 2.0, "cub200": 2.0, "flowers102": 2.0}
 # A decade grid through both of the paper's values.
 DEFAULT_CS: tuple[float, ...] = (0.02, 0.2, 2.0, 20.0)
 # C when the training images are too few to cross-validate (see cv_shortfall): the paper's value for its single-label
@@ -65,7 +65,7 @@ class LinearSVMClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     C : float
-        Weight of the training loss against ``||w||^2 / 2`` (see :data:`PAPER_C`, :func:`select_C`).
+        Weight of the training loss against ``||w||^2 / 2`` (the paper's values: each dataset record's ``paper.C``; :func:`select_C`).
     multiclass : ``"ovr"`` or ``"ovo"``
         For single-label data with more than two classes: one SVM per class against the rest (highest score
         wins) or one per pair of classes with voting. Multi-label ``y`` always uses one SVM per column.
@@ -122,6 +122,8 @@ class LinearSVMClassifier(ClassifierMixin, BaseEstimator):
         """Train on every view of every image (each view carries its image's label)."""
         self._check_params()
         array = check_features(X)
+        if y is None:
+            raise ValueError("LinearSVMClassifier requires y to be passed, but the target y is None.")
         targets = self._encode_targets(np.asarray(y), array.shape[0])
         n_views = 1 if array.ndim == 2 else array.shape[1]
         rows = array.reshape(-1, array.shape[-1])
@@ -173,11 +175,14 @@ class LinearSVMClassifier(ClassifierMixin, BaseEstimator):
                                  "an SVM needs positives and negatives, so drop those columns.")
             self.task_, self.classes_, self.pairs_ = "multilabel", np.arange(y.shape[1]), None
             return np.where(y == 1, 1, -1).astype(np.int8)
+        if type_of_target(y) == "continuous":
+            raise ValueError("Unknown label type: continuous. y must hold class labels (ints or strings), one per "
+                             "image.")
         self.classes_, class_index = np.unique(y, return_inverse=True)
         self.pairs_ = None
         n_classes = self.classes_.size
         if n_classes < 2:
-            raise ValueError(f"y has a single class {self.classes_.tolist()}; a classifier needs at least two.")
+            raise ValueError(f"y has 1 class ({self.classes_.tolist()}); a classifier needs at least two.")
         if n_classes == 2:
             self.task_ = "binary"
             return np.where(class_index == 1, 1, -1).astype(np.int8)[:, None]
@@ -214,9 +219,7 @@ class LinearSVMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "coef_")
         self._check_params()
         array = check_features(X)
-        if array.shape[-1] != self.n_features_in_:
-            raise ValueError(f"X has {array.shape[-1]}-d features; this classifier was trained on "
-                             f"{self.n_features_in_}-d ones.")
+        check_n_features(self, array)
         n_images, n_views = array.shape[0], (1 if array.ndim == 2 else array.shape[1])
         rows = array.reshape(-1, array.shape[-1])
         n_problems = self.coef_.shape[0]
@@ -370,17 +373,11 @@ def _newton_squared_hinge(
         forcing = torch.sqrt(gradient.norm(dim=0) / initial_norm.clamp(min=torch.finfo(features.dtype).tiny))
         step = _conjugate_gradient(hessian_times, -gradient, running, forcing.clamp(max=0.1))
         step_scores = linear(step)  # X~ s, reused for every trial step length
-        slope = (gradient * step).sum(0)
-        length = torch.ones_like(objective)
-        accepted = torch.zeros_like(running)
-        for _ in range(40):  # halve the step per column until the Armijo condition holds
-            trial_weights = weights + length * step
-            _, trial_objective = evaluate(trial_weights, scores + length * step_scores)
-            decrease = trial_objective < objective  # strict: equal values mean float32 precision is exhausted
-            accepted = accepted | (decrease & (trial_objective <= objective + 1e-4 * length * slope))
-            if accepted[running].all():
-                break
-            length = torch.where(accepted, length, length / 2)
+
+        def objective_at(length: torch.Tensor, at: tuple = (weights, scores, step, step_scores)) -> torch.Tensor:
+            return evaluate(at[0] + length * at[2], at[1] + length * at[3])[1]
+
+        length, accepted = _armijo_lengths(objective_at, objective, (gradient * step).sum(0), running)
         length = torch.where(running & accepted, length, torch.zeros_like(length))
         weights = weights + length * step
         scores = scores + length * step_scores
@@ -389,6 +386,27 @@ def _newton_squared_hinge(
         # a column whose line search found no decrease is at float precision's limit: stop it too
         running = running & accepted & (gradient.norm(dim=0) > threshold)
     return weights
+
+
+def _armijo_lengths(
+    objective_at: Callable[[torch.Tensor], torch.Tensor], objective: torch.Tensor, slope: torch.Tensor,
+    running: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backtracking line search, column-wise: step lengths 1, 1/2, 1/4, ... (at most 40 halvings) until the Armijo
+    condition ``f(w + t s) <= f(w) + 1e-4 t g.s`` holds with a strict decrease; returns the lengths and which columns
+    found one. ``objective_at(t)`` is the objective at step lengths ``t`` (one per column)."""
+    import torch
+
+    length = torch.ones_like(objective)
+    accepted = torch.zeros_like(running)
+    for _ in range(40):
+        trial_objective = objective_at(length)
+        decrease = trial_objective < objective  # strict: equal values mean float32 precision is exhausted
+        accepted = accepted | (decrease & (trial_objective <= objective + 1e-4 * length * slope))
+        if accepted[running].all():
+            break
+        length = torch.where(accepted, length, length / 2)
+    return length, accepted
 
 
 def _conjugate_gradient(
@@ -508,8 +526,9 @@ def select_C(
     """Choose C by ``cv``-fold cross-validation on the data given, which must be the *training* split only.
 
     Each candidate is scored by ``scoring(fitted_estimator, X_val, y_val)`` on image-level folds
-    (:func:`cv_folds`); the best mean wins and ties go to the smallest C (the more regularised model).
-    ``svm_params`` go to :class:`LinearSVMClassifier` (e.g. ``multiclass="ovo"``, ``solver="torch"``).
+    (:func:`cv_folds`) by scikit-learn's ``GridSearchCV`` (which indexes ``(N, V, D)`` arrays by image, so the
+    views of an image stay together); the best mean wins and ties go to the smallest C (the more regularised
+    model). ``svm_params`` go to :class:`LinearSVMClassifier` (e.g. ``multiclass="ovo"``, ``solver="torch"``).
     """
     array = check_features(X)
     y = np.asarray(y)
@@ -517,11 +536,9 @@ def select_C(
     if not candidates or min(candidates) <= 0:
         raise ValueError(f"select_C: Cs must be a non-empty list of positive numbers; got {list(Cs)!r}.")
     folds = cv_folds(y, cv, groups, random_state)
-    fold_scores = np.empty((len(candidates), len(folds)))
-    for i, C in enumerate(candidates):
-        for j, (train, validation) in enumerate(folds):
-            model = LinearSVMClassifier(C=C, random_state=random_state, **svm_params).fit(array[train], y[train])
-            fold_scores[i, j] = scoring(model, array[validation], y[validation])
+    search = GridSearchCV(LinearSVMClassifier(random_state=random_state, **svm_params), {"C": list(candidates)},
+                          scoring=scoring, cv=folds, refit=False, error_score="raise").fit(array, y)
+    fold_scores = np.column_stack([search.cv_results_[f"split{j}_test_score"] for j in range(len(folds))])
     best = int(np.argmax(fold_scores.mean(axis=1)))  # argmax takes the first, i.e. smallest, of equal means
     return CSelection(C=candidates[best], Cs=candidates, fold_scores=fold_scores)
 
@@ -543,7 +560,7 @@ def fit_on_split(
 
     ``C="cv"`` chooses C with :func:`select_C` on those training images only (the paper's protocol); when they
     are too few to cross-validate (:func:`cv_shortfall`), C is :data:`FALLBACK_C` and a ``UserWarning`` says why. A
-    number (e.g. ``PAPER_C["mit67"]``) is used as given. Returns the fitted classifier and the selection (or
+    number (e.g. the paper's ``2.0`` for MIT-67) is used as given. Returns the fitted classifier and the selection (or
     ``None``: C given, or fallen back).
     """
     split = np.asarray(split)

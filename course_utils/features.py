@@ -136,6 +136,19 @@ class FeatureSet:
         """Views per image."""
         return len(self.view_names)
 
+    @property
+    def layer(self) -> str:
+        """The one layer of a single-layer set (what :func:`course_utils.experiments.dataset_features` returns)."""
+        if len(self.arrays) != 1:
+            raise ValueError(f"This FeatureSet holds {len(self.arrays)} layers ({self.layers}); pick one with "
+                             "feature_set[layer].")
+        return next(iter(self.arrays))
+
+    @property
+    def X(self) -> np.ndarray:  # the course's name for a feature matrix, as in scikit-learn
+        """The one layer's features, ``(n_images, n_views, dim)``: ``self[self.layer]``."""
+        return self[self.layer]
+
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -195,10 +208,17 @@ def extract(
                progress, device, on_batch)
     if cache_root is None or memo is None:  # (both or neither)
         return run.into_memory()
-    decode = DECODE_POLICY if _reduces_any(image_paths, spec, crop_boxes, backbone.input_size) else None
-    key = _cache_key(backbone, layer_names, spec, crop_boxes, digests, engines.feature_numerics(engine), decode)
+    return _cached(run, digests, cache_root, memo, use_shared=cache is True)
+
+
+def _cached(run: _Run, digests: list[str | None], cache_root: Path, memo: _DigestMemo, use_shared: bool) -> FeatureSet:
+    """``run``'s features from the class's shared cache (``use_shared``, read-only), else from our own entry under
+    ``cache_root``, else computed into it; one process at a time computes an entry, the others wait and read it."""
+    decode = DECODE_POLICY if _reduces_any(run.paths, run.spec, run.boxes, run.backbone.input_size) else None
+    numerics = engines.feature_numerics(run.engine_name)
+    key = _cache_key(run.backbone, run.layers, run.spec, run.boxes, digests, numerics, decode)
     name = hashlib.sha256(key.encode()).hexdigest()
-    shared = config.shared_cache_dir() if cache is True else None
+    shared = config.shared_cache_dir() if use_shared else None
     if shared is not None:  # read-only: no lock, nothing written there; a miss is computed into our own cache
         loaded = _read_entry(shared / _FEATURES_DIR / name, run, memo, f"it is computed into {cache_root}")
         if loaded is not None:
@@ -749,7 +769,7 @@ class _Run:
         if self.progress and getattr(forward, "reason", ""):
             bar.write(f"features: engine {forward.reason}; {workers} decoding worker(s), {threads} torch threads")
         try:
-            with _torch_threads(threads), torch.inference_mode():
+            with engines.torch_threads(threads), torch.inference_mode():
                 for indices, pixels, reasons in loader:
                     if reasons and self.on_error == "raise":
                         first = min(reasons)
@@ -850,7 +870,7 @@ def _probe_batch_size(forward, backbone, layers, device: str, threads: int) -> i
     generator = torch.Generator().manual_seed(0)
     inputs = {b: torch.randn(b, 3, backbone.input_size, backbone.input_size, generator=generator) for b in candidates}
     rates = dict.fromkeys(candidates, 0.0)
-    with _torch_threads(threads), torch.inference_mode():
+    with engines.torch_threads(threads), torch.inference_mode():
         for batch in candidates:
             forward(inputs[batch])  # warm-up: first-call allocations and kernel choices
         for _ in range(PROBE_ROUNDS):
@@ -934,16 +954,6 @@ def _load_entry(entry: Path, template: FeatureSet, shapes: dict[str, tuple[int, 
 
 def _skipped_list(paths: list[Path], skipped: dict[int, str]) -> list[dict]:
     return [{"index": i, "path": str(paths[i]), "reason": skipped[i]} for i in sorted(skipped)]
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool, label: str):

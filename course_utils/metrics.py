@@ -8,8 +8,8 @@ gives the sources):
 * ``average_precision``: non-interpolated AP (area under the precision-recall steps).
 * ``mean_class_accuracy``: mean of per-class accuracies (MIT-67, CUB, Flowers), not the overall accuracy.
 * ``mean_auc``: mean ROC AUC over attribute columns (UIUC attributes).
-* ``retrieval_ap`` / ``retrieval_map``: Oxford Buildings / INRIA Holidays AP, junk removed from the ranking and the
-  area summed with the trapezoidal rule; ``revisited_map``: revisited Oxford/Paris Easy, Medium and Hard, and
+* ``retrieval_ap``: Oxford Buildings / INRIA Holidays AP of one query, junk removed from the ranking and the area
+  summed with the trapezoidal rule (the revisited Oxford/Paris settings Easy, Medium and Hard are junk lists too);
   ``revisited_precision_at``: that protocol's precision at 1, 5 and 10.
 * ``ukbench_score``: UKBench N-S score (true images among the top 4, 0..4).
 
@@ -21,13 +21,14 @@ so the two agree only on tie-free scores.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from numpy.typing import ArrayLike
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-REVISITED_SETTINGS = ("easy", "medium", "hard")
 # The ranks at which the revisited Oxford/Paris evaluation reports mean precision (revisitop's ``kappas``).
 REVISITED_KAPPAS = (1, 5, 10)
 VOC07_LEVELS = ("devkit", "exact")
@@ -69,7 +70,7 @@ def metric_labelled(label: str) -> Metric:
     raise ValueError(f"unknown metric label {label!r}; known: {', '.join(m.label for m in METRICS.values())}")
 
 
-def _scores_and_labels(scores: object, labels: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _scores_and_labels(scores: ArrayLike, labels: ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray]:
     """1-D float scores and bool labels of equal length, or a ``ValueError`` naming the problem."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
@@ -85,12 +86,12 @@ def _scores_and_labels(scores: object, labels: object, what: str) -> tuple[np.nd
     return scores, labels.astype(bool)
 
 
-def rank_by_score(scores: object) -> np.ndarray:
+def rank_by_score(scores: ArrayLike) -> np.ndarray:
     """Indices of ``scores`` from highest to lowest; ties keep their input order (stable sort)."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
 
 
-def rankings_from_distances(distances: object) -> np.ndarray:
+def rankings_from_distances(distances: ArrayLike) -> np.ndarray:
     """Per query row of ``distances`` ``(Q, N)``, database indices from nearest to farthest (ties: lower index)."""
     distances = np.asarray(distances, dtype=np.float64)
     if distances.ndim != 2:
@@ -153,7 +154,9 @@ def matlab_colon(start: float, step: float, stop: float) -> np.ndarray:
 VOC07_DEVKIT_LEVELS = matlab_colon(0, 0.1, 1)
 
 
-def voc07_ap(scores: object, labels: object, difficult: object = None, levels: str = "devkit") -> float:
+def voc07_ap(
+    scores: ArrayLike, labels: ArrayLike, difficult: ArrayLike | None = None, levels: str = "devkit"
+) -> float:
     """PASCAL VOC 2007 AP of one class: precision interpolated at the 11 recalls 0, 0.1, ..., 1.
 
     At each recall level ``t`` the precision is the *maximum* precision at any rank whose recall is ``>= t``
@@ -187,7 +190,7 @@ def voc07_ap(scores: object, labels: object, difficult: object = None, levels: s
     return float(ap)
 
 
-def average_precision(scores: object, labels: object) -> float:
+def average_precision(scores: ArrayLike, labels: ArrayLike) -> float:
     """Non-interpolated AP: the mean, over positives, of the precision at each positive's rank.
 
     Equal to scikit-learn's ``average_precision_score`` when scores have no ties (ties here are broken by input
@@ -199,48 +202,22 @@ def average_precision(scores: object, labels: object) -> float:
     return float(np.mean(np.arange(1, ranks.size + 1) / ranks))
 
 
-def mean_ap(scores: object, labels: object, difficult: object = None, interpolation: str = "voc07",
-            levels: str = "devkit") -> float:
-    """Mean over columns of the AP of an ``(items, classes)`` score matrix (``"voc07"`` 11-point or ``"area"``).
-
-    Every column must have at least one (non-difficult) positive; drop empty columns first. ``levels`` goes to
-    :func:`voc07_ap` (the devkit's recall levels, or exact tenths).
-    """
-    scores, labels = np.asarray(scores), np.asarray(labels)
-    if scores.ndim != 2 or scores.shape != labels.shape:
-        raise ValueError(f"mean_ap: scores and labels must be (items, classes) of equal shape; got "
-                         f"{scores.shape} and {labels.shape}.")
-    if interpolation not in ("voc07", "area"):
-        raise ValueError(f"mean_ap: interpolation must be 'voc07' or 'area'; got {interpolation!r}.")
-    difficult = np.zeros(labels.shape, dtype=bool) if difficult is None else np.asarray(difficult, dtype=bool)
-    aps = [
-        voc07_ap(scores[:, k], labels[:, k], difficult[:, k], levels)
-        if interpolation == "voc07"
-        else average_precision(scores[~difficult[:, k], k], labels[~difficult[:, k], k])
-        for k in range(scores.shape[1])
-    ]
-    return float(np.mean(aps))
-
-
-def mean_class_accuracy(y_true: object, y_pred: object) -> float:
+def mean_class_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean over the classes present in ``y_true`` of the fraction of that class's items predicted correctly.
 
     This is the mean of the confusion matrix's normalised diagonal (the paper's MIT-67 measure), so every class
     weighs the same however many test images it has. Classes that appear only in ``y_pred`` have no items and
-    are not averaged.
+    are not averaged. The paper's name for scikit-learn's ``balanced_accuracy_score``, which computes it (and
+    checks the inputs: 1-D, equal length, non-empty, class labels rather than continuous values); its warnings
+    about classes only in ``y_pred`` or a single class are silenced, since both cases are well defined here.
     """
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.ndim != 1 or y_true.shape != y_pred.shape or y_true.size == 0:
-        raise ValueError(
-            f"mean_class_accuracy: y_true and y_pred must be non-empty 1-D arrays of equal length; got shapes "
-            f"{y_true.shape} and {y_pred.shape}."
-        )
-    classes, class_index = np.unique(y_true, return_inverse=True)
-    correct = np.bincount(class_index, weights=(y_true == y_pred), minlength=classes.size)
-    return float(np.mean(correct / np.bincount(class_index, minlength=classes.size)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
-def mean_auc(scores: object, labels: object) -> float:
+def mean_auc(scores: ArrayLike, labels: ArrayLike) -> float:
     """Mean over columns of the ROC AUC of an ``(items, attributes)`` score matrix (UIUC attributes' mAUC).
 
     Tied scores count one half (the usual AUC convention). A column whose labels are all equal has no AUC; the
@@ -266,7 +243,9 @@ def mean_auc(scores: object, labels: object) -> float:
     return float(np.mean([roc_auc_score(labels[:, k], scores[:, k]) for k in range(scores.shape[1])]))
 
 
-def retrieval_ap(ranked_ids: Sequence[object], positives: Iterable[object], junk: Iterable[object] = ()) -> float:
+def retrieval_ap(
+    ranked_ids: Sequence[Hashable], positives: Iterable[Hashable], junk: Iterable[Hashable] = ()
+) -> float:
     """AP of one ranked list as the Oxford Buildings (``compute_ap.cpp``) and INRIA Holidays scripts compute it.
 
     Junk ids are dropped from the ranking as if absent (they neither help nor hurt), then the area under the
@@ -298,59 +277,10 @@ def retrieval_ap(ranked_ids: Sequence[object], positives: Iterable[object], junk
     return ap
 
 
-def retrieval_map(
-    rankings: Iterable[Sequence[object]],
-    positives: Iterable[Iterable[object]],
-    junk: Iterable[Iterable[object]] | None = None,
-) -> float:
-    """Mean of :func:`retrieval_ap` over queries; ``rankings[q]``, ``positives[q]``, ``junk[q]`` are query ``q``'s."""
-    rankings, positives = list(rankings), list(positives)
-    junk = [()] * len(rankings) if junk is None else list(junk)
-    if not (len(rankings) == len(positives) == len(junk)) or not rankings:
-        raise ValueError(
-            f"retrieval_map: need one ranking, positive list and junk list per query; got {len(rankings)}, "
-            f"{len(positives)} and {len(junk)}."
-        )
-    return float(np.mean([retrieval_ap(r, p, j) for r, p, j in zip(rankings, positives, junk, strict=True)]))
-
-
-def revisited_map(
-    rankings: Iterable[Sequence[object]], gnd: Sequence[Mapping[str, Iterable[object]]], setting: str = "medium"
-) -> float:
-    """Revisited Oxford/Paris mAP (Radenovic et al., CVPR 2018) in one setting, built on :func:`retrieval_ap`.
-
-    ``gnd[q]`` has ``"easy"``, ``"hard"`` and ``"junk"`` id lists. Easy: positives are the easy images, hard ones
-    are ignored like junk. Medium: easy and hard are positives. Hard: hard are positives, easy are ignored.
-    Queries with no positive in a setting are skipped, as the official script does. ``rankings[q]`` is query
-    ``q``'s ranked list (one row per query, whereas the official script stores one column per query).
-    """
-    if setting not in REVISITED_SETTINGS:
-        raise ValueError(f"revisited_map: setting must be one of {REVISITED_SETTINGS}; got {setting!r}.")
-    rankings = list(rankings)
-    if len(rankings) != len(gnd):
-        raise ValueError(f"revisited_map: {len(rankings)} rankings for {len(gnd)} ground-truth entries.")
-    aps = []
-    for ranking, truth in zip(rankings, gnd, strict=True):
-        missing = {"easy", "hard", "junk"} - set(truth)
-        if missing:
-            raise ValueError(f"revisited_map: a ground-truth entry lacks {sorted(missing)}.")
-        easy, hard, junk = (list(truth[key]) for key in ("easy", "hard", "junk"))
-        positives, ignored = {
-            "easy": (easy, junk + hard),
-            "medium": (easy + hard, junk),
-            "hard": (hard, junk + easy),
-        }[setting]
-        if positives:
-            aps.append(retrieval_ap(ranking, positives, ignored))
-    if not aps:
-        raise ValueError(f"revisited_map: no query has a positive in the {setting!r} setting.")
-    return float(np.mean(aps))
-
-
 def revisited_precision_at(
-    ranked_ids: Sequence[object],
-    positives: Iterable[object],
-    junk: Iterable[object] = (),
+    ranked_ids: Sequence[Hashable],
+    positives: Iterable[Hashable],
+    junk: Iterable[Hashable] = (),
     kappas: Sequence[int] = REVISITED_KAPPAS,
 ) -> np.ndarray:
     """Precision at each of ``kappas`` for one query, as the revisited Oxford/Paris ``compute_map`` computes it.
@@ -371,7 +301,7 @@ def revisited_precision_at(
     return np.array([(found <= k).sum() / k for k in capped], dtype=np.float64)
 
 
-def ukbench_score(ranked_ids: Sequence[object], group: Iterable[object]) -> int:
+def ukbench_score(ranked_ids: Sequence[Hashable], group: Iterable[Hashable]) -> int:
     """UKBench N-S score of one query: how many of the first 4 ranked ids are in ``group`` (0..4).
 
     ``group`` is the query's object: its 4 images, the query itself included (the query is in the database and

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-ORDERS = ("power_then_l2", "l2_then_power")
+ORDERS = ("power_then_l2", "l2_then_power", "l2_then_power_then_l2")
 
 # Features are accumulated into the covariance in blocks of this many rows, so that fitting PCA on
 # (images x views) x 4096 float32 features never needs a float64 copy of the whole array.
@@ -28,12 +28,22 @@ _COVARIANCE_BLOCK_ROWS = 8192
 
 
 def check_features(X: object, what: str = "X") -> np.ndarray:
-    """``X`` as a floating array shaped ``(N, D)`` or ``(N, V, D)``, or a ``ValueError`` saying what is wrong.
+    """``X`` as a floating array shaped ``(N, D)`` or ``(N, V, D)``, or an error saying what is wrong (in
+    scikit-learn's words where its estimator checks look for them).
 
     float32 input stays float32 (feature stores hold float32 and copies of 4096-d features are large); any other
     numeric input becomes float64.
     """
+    if hasattr(X, "tocsr"):  # a scipy sparse matrix or array
+        raise TypeError(f"{what} is sparse; sparse input is not supported: pass a dense array (X.toarray()).")
     array = np.asarray(X)
+    if array.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {what} has dtype {array.dtype}; pass real features.")
+    if array.dtype.kind == "O":  # e.g. a pandas column of Python floats
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{what} must hold numbers: {err}") from err
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{what} must hold numbers; got dtype {array.dtype}.")
     if array.dtype != np.float32:
@@ -41,10 +51,11 @@ def check_features(X: object, what: str = "X") -> np.ndarray:
     if array.ndim not in (2, 3):
         raise ValueError(
             f"{what} must be 2-D (images, dims) or 3-D (images, views, dims); got shape {array.shape}. "
-            "Reshape a single vector with x[None, :]."
+            "Reshape your data: a single vector becomes x[None, :]."
         )
     if array.shape[0] == 0 or array.shape[-1] == 0:
-        raise ValueError(f"{what} is empty (shape {array.shape}).")
+        count = "0 sample(s)" if array.shape[0] == 0 else "0 feature(s)"
+        raise ValueError(f"{what} is empty: {count} (shape={array.shape}) while a minimum of 1 is required.")
     if not np.isfinite(array).all():
         bad = np.unique(np.argwhere(~np.isfinite(array))[:, 0])
         raise ValueError(
@@ -54,11 +65,30 @@ def check_features(X: object, what: str = "X") -> np.ndarray:
     return array
 
 
+def check_n_features(estimator: object, array: np.ndarray, advice: str = "") -> None:
+    """A ``ValueError`` when ``array``'s vectors are not as wide as those ``estimator`` was fitted on
+    (``n_features_in_``; nothing to check before a fit), in scikit-learn's words plus ``advice``."""
+    expected = getattr(estimator, "n_features_in_", None)
+    if expected is not None and array.shape[-1] != expected:
+        raise ValueError(f"X has {array.shape[-1]} features, but {type(estimator).__name__} is expecting {expected} "
+                         f"features as input{advice}.")
+
+
 def is_positive_number(value: object) -> bool:
     """True for a finite real number > 0 (not a bool, string or array), the rule for every scale parameter here."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and (
         bool(np.isfinite(value)) and value > 0
     )
+
+
+def l2_rows(array: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Every vector (last axis) of ``array`` scaled to unit Euclidean length, the course's one L2 normalisation.
+
+    A vector shorter than ``eps`` (an all-zero one) is divided by ``eps`` instead, so it stays (near) zero rather
+    than becoming NaN. The result keeps ``array``'s floating dtype (float32 features stay float32).
+    """
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return array / np.maximum(norms, norms.dtype.type(eps))
 
 
 def _as_rows(array: np.ndarray) -> np.ndarray:
@@ -106,11 +136,7 @@ class _StatelessTransformer(OneToOneFeatureMixin, TransformerMixin, BaseEstimato
     def transform(self, X: object) -> np.ndarray:
         self._check_params()
         array = check_features(X)
-        expected = getattr(self, "n_features_in_", None)
-        if expected is not None and array.shape[-1] != expected:
-            raise ValueError(
-                f"{type(self).__name__} was fitted on {expected}-d features but got {array.shape[-1]}-d ones."
-            )
+        check_n_features(self, array)
         return self._apply(array)
 
     def _check_params(self) -> None:
@@ -141,8 +167,7 @@ class L2Normalizer(_StatelessTransformer):
             raise ValueError(f"L2Normalizer: eps must be > 0; got {self.eps!r}.")
 
     def _apply(self, array: np.ndarray) -> np.ndarray:
-        norms = np.linalg.norm(array, axis=-1, keepdims=True)
-        return array / np.maximum(norms, array.dtype.type(self.eps))
+        return l2_rows(array, self.eps)
 
 
 class SignedPower(_StatelessTransformer):
@@ -201,7 +226,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         rows = _as_rows(check_features(X))
         n_samples, n_features = rows.shape
         if n_samples < 2:
-            raise ValueError("PCAWhitening needs at least 2 vectors to estimate a covariance; got 1.")
+            raise ValueError("PCAWhitening needs at least 2 vectors to estimate a covariance; got 1 sample.")
         limit = min(n_samples - 1, n_features)
         n_components = limit if self.n_components is None else self.n_components
         if not (isinstance(n_components, (int, np.integer)) and 1 <= n_components <= limit):
@@ -228,10 +253,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
     def transform(self, X: object) -> np.ndarray:
         check_is_fitted(self, "components_")
         array = check_features(X)
-        if array.shape[-1] != self.n_features_in_:
-            raise ValueError(
-                f"PCAWhitening was fitted on {self.n_features_in_}-d features but got {array.shape[-1]}-d ones."
-            )
+        check_n_features(self, array)
         projection = self.components_
         if self.whiten:
             floor = self.eps * self.explained_variance_[0]
@@ -254,9 +276,11 @@ def make_normalizer(
 
     ``power``: exponent of :class:`SignedPower` (``None``: no power step; the paper's "aug" rows use 2).
     ``l2``: add an :class:`L2Normalizer`, after the power step (``order="power_then_l2"``, our choice for
-    CNNaug-SVM, so the SVM sees unit vectors) or before it (``order="l2_then_power"``, the paper's stated retrieval
-    order). ``pca_components``: first L2-normalise, then PCA-whiten to this many dimensions (retrieval's
-    CNNaug-ss uses 500).
+    CNNaug-SVM, so the SVM sees unit vectors), before it (``order="l2_then_power"``, the paper's stated retrieval
+    order) or both (``order="l2_then_power_then_l2"``, the retrieval chain of
+    :class:`~course_utils.retrieval.RetrievalPostprocessor`: after the power step the lengths differ again).
+    ``pca_components``: first L2-normalise, then PCA-whiten to this many dimensions (retrieval's CNNaug-ss uses
+    500).
 
     Examples: CNN-SVM ``make_normalizer()``; CNNaug-SVM ``make_normalizer(power=2)``; CNNaug-ss
     ``make_normalizer(power=2, order="l2_then_power", pca_components=500)``. With nothing to do the pipeline is a
@@ -270,6 +294,20 @@ def make_normalizer(
     tail: list[tuple[str, object]] = [] if power is None else [("signed_power", SignedPower(alpha=power))]
     if l2:
         l2_step = ("l2", L2Normalizer())
-        tail = [*tail, l2_step] if order == "power_then_l2" else [l2_step, *tail]
+        if order == "power_then_l2":
+            tail = [*tail, l2_step]
+        elif order == "l2_then_power" or power is None:
+            tail = [l2_step, *tail]
+        else:
+            tail = [l2_step, *tail, ("final_l2", L2Normalizer())]
     steps += tail
     return Pipeline(steps or [("identity", "passthrough")])
+
+
+def normalize_features(X: object, power: float | None = None) -> np.ndarray:
+    """The course's feature normalisation for classification (``docs/paper.md`` section 3), as float32: every vector
+    (each view of each image) L2-normalised and, with a ``power`` other than ``None`` or 1, signed power then L2
+    again (CNNaug-SVM's ``power=2``)."""
+    plain = power is None or power == 1
+    chain = make_normalizer() if plain else make_normalizer(power=power, order="l2_then_power_then_l2")
+    return np.asarray(chain.fit_transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)

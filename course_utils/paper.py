@@ -53,15 +53,6 @@ H3D_MAP = {"Freq": 36.3, "SPM": 45.9, "Poselets": 65.2, "DPD": 69.9, "CNN-SVM": 
 
 _OURS = {"CNN-SVM", "CNNaug-SVM", "CNN", "CNN-ss", "CNNaug-ss"}
 
-# The paper marks these as the best earlier method (bold in Tables 2-4, and Figure 1's "SoTA" bars). Later CNN methods
-# that the paper also prints (MOP-CNN, DPD+DeCAF, PANDA, Oquab et al.) are not "prior": they came with or after it.
-BEST_PRIOR = {
-    "voc2007": "AGS", "mit67": "MLrep", "cub200": "POOF", "flowers102": "Seg+Dense HOG+Coding+Pooling",
-    "h3d": "DPD", "oxford5k": "ASMK+MA", "paris6k": "ASMK+MA", "sculptures6k": "BoB", "holidays": "ASMK+MA",
-    "ukbench": "CVLAD",
-}
-
-
 def _rows() -> list[PaperResult]:
     rows: list[PaperResult] = []
 
@@ -136,9 +127,19 @@ def lookup(dataset: str, method: str, metric: str | None = None) -> float | None
 
 
 def best_prior(dataset: str, metric: str | None = None) -> PaperResult | None:
-    """The best earlier method on ``dataset`` as the paper names it (:data:`BEST_PRIOR`), else the top baseline."""
+    """The best earlier method on ``dataset`` (one of the paper's names, e.g. ``"ukbench"``) as the paper names it,
+    else the top baseline.
+
+    The paper marks its best earlier method in bold (Tables 2-4) and as Figure 1's "SoTA" bars; the dataset's record
+    keeps that name (``datasets.specs.get(dataset).paper.best_prior``). Later CNN methods that the paper also prints
+    (MOP-CNN, DPD+DeCAF, PANDA, Oquab et al.) are not "prior": they came with or after it.
+    """
+    from .datasets import specs
+
+    spec = specs.SPECS.get(dataset)
+    named_method = spec.paper.best_prior if spec is not None and spec.paper is not None else None
     rows = [r for r in RESULTS if r.dataset == dataset and not r.ours and (metric is None or r.metric == metric)]
-    named = [r for r in rows if r.method == BEST_PRIOR.get(dataset)]
+    named = [r for r in rows if r.method == named_method]
     if named:
         return named[0]
     return max(rows, key=lambda r: r.value) if rows else None

@@ -39,11 +39,15 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import cli
 from .config import DEFAULT_BACKBONE
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METHODS = ("global", "spatial", "jitter")
 # Global top-k re-ranked by spatial search or jitter (at least --top). 20 keeps a first spatial search near 20 s on
@@ -54,6 +58,7 @@ JITTER_VIEWS = "paper16"
 THUMBNAIL = 160  # pixels, longer side of a gallery tile
 TILE_INCHES = (2.0, 2.4)  # width and height of one tile of gallery.png
 GALLERY_DPI = 80
+
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ def _name(path: Path, root: Path | None) -> str:
     return path.name
 
 
-def gallery_figure(results: Sequence[SearchResult], root: Path | None = None):  # noqa: ANN201 - a Figure
+def gallery_figure(results: Sequence[SearchResult], root: Path | None = None) -> Figure:
     """One row per query: the query, then its matches titled with rank, distance and name (relative to ``root``).
 
     Every tile is :data:`TILE_INCHES`, so the PNG is ``(1 + most matches) x rows`` tiles of 160 x 192 pixels at

@@ -14,9 +14,13 @@ import platform
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import metrics
 from .datasets.images import printable, write_text_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -78,9 +82,8 @@ def environment_info(seed: int | None = None) -> dict[str, Any]:
 
 
 def _fmt(value: float | None, metric: str) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.2f}" if "N-S" in metric else f"{value:.1f}"
+    """``value`` as tables show it in the metric labelled ``metric`` (a dash for no value)."""
+    return "–" if value is None else metrics.metric_labelled(metric).format(value)
 
 
 def format_table(records: Sequence[ResultRecord]) -> str:
@@ -111,7 +114,7 @@ def markdown_table(records: Sequence[ResultRecord]) -> str:
     return "\n".join(lines)
 
 
-def to_frame(records: Iterable[ResultRecord]):  # noqa: ANN201 - a pandas DataFrame (pandas comes with seaborn)
+def to_frame(records: Iterable[ResultRecord]) -> pd.DataFrame:  # pandas comes with seaborn
     """The records as a pandas DataFrame, one row each: a table a notebook shows sortable and filterable."""
     import pandas as pd
 
@@ -121,7 +124,7 @@ def to_frame(records: Iterable[ResultRecord]):  # noqa: ANN201 - a pandas DataFr
 
 def plot_paper_vs_ours(records: Sequence[ResultRecord], path: Path) -> Path | None:
     """A grouped bar chart of ours against the paper for every row that has a paper number (percent metrics)."""
-    rows = [r for r in records if r.paper is not None and "N-S" not in r.metric]
+    rows = [r for r in records if r.paper is not None and metrics.metric_labelled(r.metric).points_per_unit == 1]
     if not rows:
         return None
     import seaborn as sns

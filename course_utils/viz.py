@@ -1,35 +1,52 @@
-"""Plots the course draws in reports and notebooks: confusion matrices, per-class accuracy, retrieval galleries,
-accuracy against layer depth. Each function returns a matplotlib ``Figure`` and never calls ``plt.show()``, so the
-same code serves notebooks (which display the figure) and reports (which save it)."""
+"""Plots the course draws in reports and notebooks: image grids, confusion matrices, per-class accuracy, retrieval
+galleries, accuracy against layer depth, the paper's claims, the views and patches on a photo, the course map.
+Each function returns a matplotlib ``Figure`` and never calls ``plt.show()``, so the same code serves notebooks
+(which display the figure) and reports (which save it)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
+from . import claims
 from .datasets.base import DatasetRecord
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from torch import nn
 
-def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], normalise: bool = True) -> Figure:
+    from .augment import ViewSpec
+    from .backbones import Backbone
+    from .classify import CSelection
+    from .experiments import ClassificationOutcome
+    from .report import ResultRecord
+    from .retrieval import RetrievalOutcome
+
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], normalize: bool = True) -> Figure:
     """Row-normalised confusion matrix (rows: true class, columns: predicted), as in the paper's Figure 2b."""
     import seaborn as sns
     from sklearn.metrics import confusion_matrix
 
     labels = np.arange(len(class_names))
     matrix = confusion_matrix(y_true, y_pred, labels=labels).astype(float)
-    if normalise:
+    if normalize:
         matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = min(14, 3 + 0.3 * len(class_names))
     fig = Figure(figsize=(size, size * 0.85))
     ax = fig.subplots()
     many = len(class_names) > 30
-    sns.heatmap(matrix, ax=ax, cmap="viridis", square=True, cbar=True, vmin=0, vmax=1 if normalise else None,
+    sns.heatmap(matrix, ax=ax, cmap="viridis", square=True, cbar=True, vmin=0, vmax=1 if normalize else None,
                 xticklabels=False if many else list(class_names), yticklabels=False if many else list(class_names))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title("Confusion matrix" + (" (rows sum to 1)" if normalise else ""))
+    ax.set_title("Confusion matrix" + (" (rows sum to 1)" if normalize else ""))
     fig.tight_layout()
     return fig
 
@@ -55,7 +72,7 @@ def plot_per_class(per_class: np.ndarray, class_names: Sequence[str], reference:
     return fig
 
 
-def _thumbnail(path, size: int = 128) -> np.ndarray:  # noqa: ANN001 - str | Path
+def _thumbnail(path: str | Path, size: int = 128) -> np.ndarray:
     from .imageio import open_rgb
 
     image = open_rgb(path)
@@ -63,13 +80,16 @@ def _thumbnail(path, size: int = 128) -> np.ndarray:  # noqa: ANN001 - str | Pat
     return np.asarray(image)
 
 
-def retrieval_gallery(record: DatasetRecord, result: dict, n_queries: int = 4, top: int = 5,
+def retrieval_gallery(record: DatasetRecord, outcome: RetrievalOutcome, n_queries: int = 4, top: int = 5,
                       queries: Sequence[int] | None = None) -> Figure:
     """For a few queries: the query image, then its ``top`` results framed green (relevant), grey (junk) or red.
 
-    ``result`` is what :func:`course_utils.retrieval.run_retrieval` returns (``ranks`` over ``db_index``).
+    ``outcome`` is what :func:`course_utils.retrieval.run_retrieval` returns (``ranks`` over ``db_index``); junk
+    follows the evaluation's rule (:func:`course_utils.retrieval.junk_images`).
     """
-    ranks, db_index = np.asarray(result["ranks"]), np.asarray(result["db_index"])
+    from .retrieval import junk_images
+
+    ranks, db_index = np.asarray(outcome.ranks), np.asarray(outcome.db_index)
     chosen = list(queries) if queries is not None else list(range(min(n_queries, len(record.queries))))
     fig = Figure(figsize=(2 * (top + 1), 2.1 * len(chosen)))
     axes = np.atleast_2d(fig.subplots(len(chosen), top + 1))
@@ -77,9 +97,7 @@ def retrieval_gallery(record: DatasetRecord, result: dict, n_queries: int = 4, t
         query = record.queries[q]
         axes[row, 0].imshow(_thumbnail(record.paths[query.index]))
         axes[row, 0].set_title("query", fontsize=9)
-        positives, junk = set(query.positives), set(query.junk)
-        if query.index not in positives:  # a searched query image is ignored, as the evaluation does
-            junk.add(query.index)
+        positives, junk = set(query.positives), junk_images(query)
         for col in range(top):
             item = int(db_index[ranks[q, col]])
             colour = "#2ca02c" if item in positives else "#7f7f7f" if item in junk else "#d62728"
@@ -209,7 +227,8 @@ def _class_colour(k: int, n_classes: int) -> tuple[float, ...]:
     return colormaps["tab10" if n_classes <= 10 else "tab20"](k % 20)
 
 
-def plot_cv_scores(selection, reference_C: float | None = None, reference_label: str = "paper") -> Figure:  # noqa: ANN001
+def plot_cv_scores(selection: CSelection, reference_C: float | None = None, reference_label: str = "paper"
+                   ) -> Figure:
     """Cross-validation score (percent) against C on a log axis: each fold faint, their mean bold, chosen C marked.
 
     ``selection`` is a :class:`course_utils.classify.CSelection`. Too small a C underfits (every training vector is
@@ -263,3 +282,352 @@ def plot_precision_recall(scores: np.ndarray, labels: np.ndarray, title: str = "
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --- image grids and what the network sees (notebooks 01-03, 06, 07) --------------------------------------------
+
+
+def _as_array(image: Image.Image | np.ndarray, position: int) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4)):
+        return array
+    raise ValueError(
+        f"Image {position} has shape {array.shape}; show_images expects PIL images or arrays shaped HxW, HxWx3 "
+        "or HxWx4 (move a channels-first CxHxW array's axis with array.transpose(1, 2, 0))."
+    )
+
+
+def show_images(
+    images: Iterable[Image.Image | np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 2.5,
+) -> Figure:
+    """A grid with one axis per image (no ticks), titled when ``titles`` is given; returns the figure.
+
+    Grey-scale (2-D) images are drawn with a grey colour map; pixels are drawn unsmoothed so that a 3x3 filter looks
+    like nine squares and not like a blur.
+    """
+    import matplotlib.pyplot as plt
+
+    arrays = [_as_array(image, i) for i, image in enumerate(images)]
+    if not arrays:
+        raise ValueError("show_images needs at least one image; it was given none.")
+    if titles is not None and len(titles) != len(arrays):
+        raise ValueError(f"show_images got {len(arrays)} images but {len(titles)} titles; give one title per image.")
+    ncols = min(len(arrays), ncols or 6)
+    nrows = math.ceil(len(arrays) / ncols)
+    title_room = 0.4 if titles else 0.0
+    figure = plt.figure(figsize=(ncols * size, nrows * (size + title_room)))
+    for i, array in enumerate(arrays):
+        axis = figure.add_subplot(nrows, ncols, i + 1)
+        axis.imshow(array, cmap="gray" if array.ndim == 2 else None, interpolation="nearest")
+        axis.set_axis_off()
+        if titles:
+            axis.set_title(titles[i], fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def first_conv_filters(model: nn.Module) -> np.ndarray:
+    """The first colour convolution's filters as ``(n_filters, height, width, 3)`` images in ``[0, 1]``.
+
+    Each filter is min-max scaled on its own: filters differ in scale by orders of magnitude, and what a learner
+    should see is each one's pattern (an edge, a colour blob), not which one has the largest weights.
+    """
+    from torch import nn
+
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels == 3:
+            weights = module.weight.detach().cpu().float().numpy().transpose(0, 2, 3, 1)
+            low = weights.min(axis=(1, 2, 3), keepdims=True)
+            span = weights.max(axis=(1, 2, 3), keepdims=True) - low
+            flat = span == 0
+            return np.where(flat, 0.5, (weights - low) / np.where(flat, 1.0, span)).astype(np.float32)
+    raise ValueError(
+        f"{type(model).__name__} has no Conv2d with 3 input channels; pass the network itself (backbone.model)."
+    )
+
+
+def network_view(backbone: Backbone, image: Image.Image) -> np.ndarray:
+    """The image as the network receives it (squashed to a square, resized), input normalisation undone: ``[0, 1]``
+    RGB.
+
+    Showing this next to the photo makes the paper's anisotropic warp (docs/paper.md section 1) visible.
+    """
+    tensor = backbone.transform(image)
+    mean = np.asarray(backbone.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(backbone.std, dtype=np.float32)[:, None, None]
+    pixels = tensor.detach().cpu().numpy() * std + mean
+    return np.clip(pixels, 0.0, 1.0).transpose(1, 2, 0)
+
+
+# --- the paper's claims (notebooks 00 and 08) --------------------------------------------------------------------
+
+
+def plot_paper_claim() -> Figure:
+    """Grouped bars of :func:`course_utils.claims.paper_claim`: the paper's Figure 1, redrawn from its tables."""
+    import matplotlib.pyplot as plt
+
+    rows = claims.paper_claim()
+    positions = np.arange(len(rows))
+    width = 0.27
+    figure, axis = plt.subplots(figsize=(11, 4.2))
+    series = (
+        ("best earlier method", [r.prior for r in rows], "#9e9e9e"),
+        ("CNN off-the-shelf", [r.cnn for r in rows], "#6baed6"),
+        ("paper's CNNaug (16 views, power α = 2; retrieval: + search, PCA-whitening)", [r.cnn_aug for r in rows],
+         "#08519c"),
+    )
+    for offset, (label, values, colour) in zip((-width, 0.0, width), series, strict=True):
+        axis.bar(positions + offset, values, width, label=label, color=colour)
+    axis.set_xticks(positions, [r.task for r in rows], rotation=30, ha="right", fontsize=9)
+    axis.set_ylabel("score (%): mAP, accuracy or AUC")
+    axis.set_ylim(0, 112)  # headroom above 100 keeps the legend off the bars
+    axis.set_yticks(range(0, 101, 20))
+    axis.set_title("Razavian et al. 2014, Tables 1-7: one generic CNN layer against specialised pipelines")
+    axis.legend(loc="upper left", fontsize=8, ncols=3, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def plot_claim_gains(records: Sequence[ResultRecord]) -> Figure:
+    """One panel per claim: horizontal bars of the gain in points, the paper's benchmarks grey, ours blue.
+
+    Bars right of zero mean the extra step helped (:func:`course_utils.claims.claim_gains`).
+    """
+    import matplotlib.pyplot as plt
+
+    gains = claims.claim_gains(records)
+    shown = [claim for _, _, claim in claims.CLAIMS if any(g.claim == claim for g in gains)]
+    heights = [sum(g.claim == claim for g in gains) for claim in shown]
+    figure, axes = plt.subplots(len(shown), 1, figsize=(8, 0.32 * sum(heights) + 1.0 * len(shown)),
+                                gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for axis, claim in zip(axes[:, 0], shown, strict=True):
+        rows = [g for g in gains if g.claim == claim]
+        labels = [g.dataset if g.source == "paper" else f"ours: {g.dataset} ({g.source})" for g in rows]
+        colours = ["#9e9e9e" if g.source == "paper" else "#08519c" for g in rows]
+        positions = np.arange(len(rows))[::-1]
+        axis.barh(positions, [g.gain for g in rows], color=colours)
+        axis.set_yticks(positions, labels, fontsize=8)
+        axis.axvline(0, color="#333333", linewidth=0.8)
+        axis.set_title(claim, fontsize=10)
+    axes[-1, 0].set_xlabel("gain over the baseline row (percentage points): grey = paper, blue = ours")
+    figure.tight_layout()
+    return figure
+
+
+# --- the course map (notebook 00) --------------------------------------------------------------------------------
+
+# The course's data flow (README's course map): (stage, module, notebooks that teach it).
+DATA_FLOW = (
+    ("images", "datasets", "02, 06"),
+    ("views", "augment", "03"),
+    ("backbone layer", "backbones", "01"),
+    ("feature store", "features", "02"),
+    ("normalise", "normalize", "04"),
+    ("linear SVMs", "classify", "05, 06"),
+    ("metrics", "metrics", "05, 07"),
+    ("report", "report, viz", "08"),
+)
+RETRIEVAL_BRANCH = ("spatial search", "retrieval", "07")
+
+
+def draw_data_flow() -> Figure:
+    """The pipeline as boxes and arrows, each box naming its ``course_utils`` module and notebooks.
+
+    The lower branch is retrieval: it leaves the feature store and meets the main line again at the metrics.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    step, box_w, box_h = 1.6, 1.4, 0.8
+    figure, axis = plt.subplots(figsize=(13, 3.4))
+    centres = {}
+
+    def box(x: float, y: float, stage: str, module: str, notebooks: str, colour: str) -> None:
+        axis.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h,
+                                      boxstyle="round,pad=0.03", facecolor=colour, edgecolor="#333333"))
+        axis.text(x, y + 0.14, stage, ha="center", va="center", fontsize=10, weight="bold")
+        axis.text(x, y - 0.08, module, ha="center", va="center", fontsize=8, family="monospace")
+        axis.text(x, y - 0.27, f"nb {notebooks}", ha="center", va="center", fontsize=7, color="#555555")
+        centres[stage] = (x, y)
+
+    def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:
+        axis.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "#333333", "lw": 1.4})
+
+    for i, (stage, module, notebooks) in enumerate(DATA_FLOW):
+        box(i * step, 1.0, stage, module, notebooks, "#deebf7")
+    for i in range(len(DATA_FLOW) - 1):
+        arrow((i * step + box_w / 2, 1.0), ((i + 1) * step - box_w / 2, 1.0))
+    store_x, metrics_x = centres["feature store"][0], centres["metrics"][0]
+    branch_x = (store_x + metrics_x) / 2
+    box(branch_x, -0.2, *RETRIEVAL_BRANCH, "#fdd0a2")
+    arrow((store_x, 1.0 - box_h / 2), (branch_x - box_w / 2, -0.2))
+    arrow((branch_x + box_w / 2, -0.2), (metrics_x, 1.0 - box_h / 2))
+    axis.set_xlim(-box_w / 2 - 0.1, (len(DATA_FLOW) - 1) * step + box_w / 2 + 0.1)
+    axis.set_ylim(-0.75, 1.55)
+    axis.set_axis_off()
+    axis.set_title("From images to a results table: one course_utils module per arrow", fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+# --- boxes, patches and views on a photo (notebooks 03, 06, 07) --------------------------------------------------
+
+BOX_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#17becf")
+
+
+def _draw_rectangles(axis: Axes, boxes: Sequence[Sequence[float]], colours: Sequence[str],
+                     labels: Sequence[str] = ()) -> None:
+    from matplotlib.patches import Rectangle
+
+    for number, box in enumerate(boxes):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        colour = colours[number % len(colours)]
+        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=2))
+        if number < len(labels):
+            axis.text(x0 + 3, y0 + 3, labels[number], color="white", fontsize=8, va="top",
+                      bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.5})
+
+
+def draw_boxes(image: Image.Image | np.ndarray, boxes: Mapping[str, Sequence[float]], size: float = 5.0) -> Figure:
+    """The image with every named box ``(x0, y0, x1, y1)`` drawn as a labelled rectangle; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    array = _as_array(image, 0)
+    figure, axis = plt.subplots(figsize=(size, size * array.shape[0] / array.shape[1]))
+    axis.imshow(array)
+    _draw_rectangles(axis, list(boxes.values()), BOX_COLOURS, list(boxes))
+    axis.set_axis_off()
+    figure.tight_layout()
+    return figure
+
+
+def draw_patch_pyramid(image: Image.Image, levels: int = 4, size: float = 3.0) -> Figure:
+    """One panel per level of the spatial-search pyramid (paper Sec. 4.2) with that level's patches drawn on it.
+
+    Level ``i`` holds ``i x i`` overlapping patches; levels 1-3 (14 patches) describe a query, levels 1-4
+    (30 patches) a database image. Overlapping outlines read as a finer grid, so each level's first patch is also
+    shaded: that is the size of one patch.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .retrieval import patch_boxes
+
+    boxes = patch_boxes(image.width, image.height, levels)
+    figure, axes = plt.subplots(1, levels, figsize=(levels * size, size * image.height / image.width + 0.6))
+    axes = np.atleast_1d(axes)
+    start = 0
+    for level, axis in enumerate(axes, start=1):
+        axis.imshow(np.asarray(image))
+        _draw_rectangles(axis, boxes[start:start + level * level], BOX_COLOURS)
+        x0, y0, x1, y1 = boxes[start]
+        axis.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=BOX_COLOURS[0], alpha=0.3, edgecolor="none"))
+        start += level * level
+        axis.set_title(f"level {level}: {level * level} patch{'es' if level > 1 else ''} (total {start})", fontsize=9)
+        axis.set_axis_off()
+    figure.tight_layout()
+    return figure
+
+
+def rotated_to_original(points: np.ndarray, width: int, height: int, degrees: float) -> np.ndarray:
+    """Map ``(n, 2)`` pixel coordinates of ``image.rotate(degrees)`` (PIL, same size) back to the original image.
+
+    PIL samples output point ``p`` at ``R (p - c) + c`` with ``c`` the image centre and ``R`` the rotation by
+    ``-degrees`` (counter-clockwise on screen); this is that same mapping, so a box cut from the rotated image can be
+    drawn, tilted, on the photo it came from.
+    """
+    theta = -np.radians(degrees)
+    cos, sin = np.cos(theta), np.sin(theta)
+    centre = np.array([width / 2, height / 2])
+    offset = np.asarray(points, dtype=float) - centre
+    return np.stack([cos * offset[:, 0] + sin * offset[:, 1], -sin * offset[:, 0] + cos * offset[:, 1]], axis=1) + centre
+
+
+def view_outlines(views: str | ViewSpec, width: int, height: int) -> dict[str, np.ndarray]:
+    """Corners ``(4, 2)`` (clockwise from top-left) of every un-mirrored view, in the original photo's pixels.
+
+    Crops are axis-aligned rectangles; a rotated view is a rectangle of the rotated image, so on the photo it is a
+    tilted quadrilateral. Mirrored views cover the same pixels as their originals and are left out.
+    """
+    from .augment import get_views
+
+    spec = get_views(views)
+    if not hasattr(spec, "boxes"):
+        raise TypeError(f"{spec!r} has no boxes(width, height) method, so its views cannot be drawn.")
+    outlines = {}
+    for name, box in zip(spec.view_names, spec.boxes(width, height), strict=True):
+        if name.startswith("flip_"):
+            continue
+        x0, y0, x1, y1 = box
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float)
+        if name.startswith("rot"):
+            corners = rotated_to_original(corners, width, height, float(name[3:]))
+        outlines[name] = corners
+    return outlines
+
+
+def plot_view_boxes(image: Image.Image, views: str | ViewSpec = "paper16") -> Figure:
+    """The photo with the outline of every un-mirrored view drawn on it (crops as boxes, rotations tilted).
+
+    Seeing the five crops overlap and the rotated windows zoom in explains what "16 views" feed the network better
+    than the list of their names.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon
+
+    outlines = view_outlines(views, image.width, image.height)
+    figure, axis = plt.subplots(figsize=(6, 6 * image.height / image.width))
+    axis.imshow(np.asarray(image))
+    colours = plt.get_cmap("tab10")
+    for i, (name, corners) in enumerate(outlines.items()):
+        axis.add_patch(Polygon(corners, closed=True, fill=False, linewidth=2, edgecolor=colours(i % 10),
+                               linestyle="-" if name.startswith(("crop", "whole")) else "--", label=name))
+    axis.set_axis_off()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    axis.set_title(f"{len(outlines)} windows; each is also mirrored", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+# --- confusions (notebook 06, reproduce's report) ----------------------------------------------------------------
+
+
+def show_confused_pairs(record: DatasetRecord, outcome: ClassificationOutcome, top: int = 3, size: float = 2.5
+                        ) -> Figure:
+    """For the ``top`` most frequent confusions of a single-label outcome: the first test image of the true class
+    taken for the other class, beside a training image of that other class.
+
+    Seeing the two side by side shows whether a mistake is a look-alike (a fine-grained confusion) or a real error.
+    ``outcome`` is what :func:`course_utils.experiments.classify` returns for ``record``. The training image is the
+    first one the classifier learnt from (``outcome.train_indices``), so an image that feature extraction skipped
+    as unreadable is never opened; an outcome without ``train_indices`` offers every non-test image.
+    """
+    import matplotlib.pyplot as plt
+
+    from .imageio import open_rgb
+
+    if outcome.y_pred is None:
+        raise ValueError("show_confused_pairs needs a single-label outcome (its y_pred is None: multi-label data).")
+    y_true, y_pred = np.asarray(outcome.y_true), np.asarray(outcome.y_pred)
+    wrong = np.flatnonzero(y_true != y_pred)
+    if wrong.size == 0:
+        figure, axis = plt.subplots(figsize=(4, 1))
+        axis.text(0.5, 0.5, "no confusions: every test image is classified correctly", ha="center", va="center")
+        axis.set_axis_off()
+        return figure
+    pairs, counts = np.unique(np.stack([y_true[wrong], y_pred[wrong]], axis=1), axis=0, return_counts=True)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0], -counts))[:top]  # most frequent first, ties by class ids
+    labels = np.asarray(record.labels)
+    trained = getattr(outcome, "train_indices", None)
+    candidates = np.flatnonzero(np.asarray(record.split) != "test") if trained is None else np.asarray(trained)
+    images, titles = [], []
+    for (true, predicted), n in zip(pairs[order], counts[order], strict=True):
+        first = wrong[(y_true[wrong] == true) & (y_pred[wrong] == predicted)][0]
+        example = candidates[labels[candidates] == predicted][0]
+        images += [open_rgb(record.paths[outcome.test_indices[first]]), open_rgb(record.paths[example])]
+        titles += [f"{record.class_names[true]}\ntaken for {record.class_names[predicted]} ({n}x)",
+                   f"a training\n{record.class_names[predicted]}"]
+    return show_images(images, titles=titles, ncols=2 * min(2, len(order)), size=size)

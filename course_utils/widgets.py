@@ -1,4 +1,5 @@
-"""Interactive explorers for the notebooks: a classifier explorer and retrieval explorers (ipywidgets).
+"""Interactive explorers for the notebooks: a prediction explorer, a classifier explorer and retrieval explorers
+(ipywidgets).
 
 The retrieval explorers are :func:`retrieval_explorer` (a course dataset, with its ground truth) and
 :func:`folder_explorer` (any folder of the learner's own photos: no ground truth, only distances).
@@ -17,13 +18,25 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets.base import DatasetRecord
+
+if TYPE_CHECKING:
+    import ipywidgets
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from .backbones import Backbone
+    from .experiments import ClassificationOutcome
+    from .features import FeatureSet
+    from .photo_search import PhotoIndex, SearchResult
+    from .retrieval import RetrievalOutcome
 
 # Normalisations offered by the classifier explorer: label -> signed-power exponent applied after L2 (1 = none).
 # Every choice L2-normalises, because the paper does so in every experiment (docs/paper.md section 3).
@@ -36,7 +49,7 @@ DEFAULT_C = 2.0  # the paper's C for MIT-67, birds and flowers (Sec. 3)
 STATUS_COLOURS = {"relevant": "#2ca02c", "junk": "#7f7f7f", "wrong": "#d62728"}
 
 
-def figure_png(figure) -> bytes:  # noqa: ANN001 - a matplotlib Figure
+def figure_png(figure: Figure) -> bytes:
     """A matplotlib figure as PNG bytes, the format an ``ipywidgets.Image`` shows.
 
     A PNG inside an Image widget renders the same in JupyterLab, in a saved notebook and under nbval; an ``Output``
@@ -47,12 +60,85 @@ def figure_png(figure) -> bytes:  # noqa: ANN001 - a matplotlib Figure
     return buffer.getvalue()
 
 
+def _png_view(max_width: str) -> ipywidgets.Image:
+    import ipywidgets as widgets
+
+    return widgets.Image(format="png", layout=widgets.Layout(max_width=max_width))
+
+
+def _numbered_dropdown(labels: Sequence[str], value: int) -> ipywidgets.Dropdown:
+    """A query dropdown showing ``labels`` whose value is the chosen label's position."""
+    import ipywidgets as widgets
+
+    return widgets.Dropdown(options=list(zip(labels, range(len(labels)), strict=True)), value=value,
+                            description="query", layout=widgets.Layout(width="420px"))
+
+
+def _assemble(rows: Sequence[ipywidgets.Widget], controls: Sequence[ipywidgets.ValueWidget],
+              show: Callable[[], None], **parts: object) -> ipywidgets.VBox:
+    """An explorer: ``rows`` stacked, ``show`` run now and on every change of a control, ``parts`` as attributes.
+
+    Showing the starting state while the explorer is built is what lets it run unattended under nbval.
+    """
+    import ipywidgets as widgets
+
+    for control in controls:
+        control.observe(lambda _change: show(), names="value")
+    show()
+    explorer = widgets.VBox(list(rows))
+    for name, part in parts.items():
+        setattr(explorer, name, part)
+    return explorer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prediction explorer (notebook 01)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def format_predictions(predictions: Sequence[tuple[int, str, float]]) -> str:
+    """``Backbone.predict`` output for one image as aligned lines: ``  79.3%  Egyptian cat  [285]``."""
+    return "\n".join(f"{probability:6.1%}  {name}  [{index}]" for index, name, probability in predictions)
+
+
+def _png_bytes(image: Image.Image, max_side: int = 320) -> bytes:
+    thumbnail = image.copy()
+    thumbnail.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    thumbnail.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def prediction_explorer(backbone: Backbone, photos: Mapping[str, Image.Image], topk: int = 5) -> ipywidgets.VBox:
+    """A dropdown of ``photos``; picking one shows the photo and the network's top-``topk`` classes.
+
+    Every prediction is computed once, in one batch, when the explorer is built: the widget then answers instantly
+    and runs unattended (with the first photo selected) under nbval. Returns an ``ipywidgets.VBox`` whose
+    ``dropdown``, ``photo`` and ``table`` attributes are its parts.
+    """
+    import ipywidgets as widgets
+
+    if not photos:
+        raise ValueError("prediction_explorer needs at least one photo, e.g. cu.notebook.sample_photos().")
+    names = list(photos)
+    predictions = dict(zip(names, backbone.predict([photos[n] for n in names], topk=topk), strict=True))
+    dropdown = widgets.Dropdown(options=names, value=names[0], description="photo")
+    photo, table = _png_view("320px"), widgets.HTML()
+
+    def show() -> None:
+        photo.value = _png_bytes(photos[dropdown.value])
+        table.value = f"<pre>{html.escape(format_predictions(predictions[dropdown.value]))}</pre>"
+
+    return _assemble([dropdown, widgets.HBox([photo, table])], [dropdown], show,
+                     dropdown=dropdown, photo=photo, table=table)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Classifier explorer
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _feature_arrays(features: object) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def _feature_arrays(features: FeatureSet | Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Layer -> ``(N, V, D)`` array, and the valid-row mask, from a FeatureSet or a plain mapping of arrays."""
     arrays = getattr(features, "arrays", features)
     if not isinstance(arrays, Mapping) or not arrays:
@@ -73,15 +159,16 @@ class ClassifierScores:
     or a dict), rows in ``record.paths`` order. Training and scoring follow
     :func:`course_utils.experiments.classify`: L2, optional signed power and L2 again; train on the ``train``/``val``
     splits, score the ``test`` split with mean class accuracy (single-label) or mean AP/AUC (multi-label).
-    ``views="whole"`` reads view 0 only (CNN-SVM); ``"all"`` trains on every view and sums test scores (CNNaug-SVM).
+    ``use_views="whole"`` reads view 0 only (CNN-SVM); ``"all"`` trains on every view and sums test scores
+    (CNNaug-SVM).
     """
 
     def __init__(
         self,
         record: DatasetRecord,
-        features: object,
+        features: FeatureSet | Mapping[str, np.ndarray],
         *,
-        views: str = "whole",
+        use_views: str = "whole",
         multiclass: str = "ovr",
         seed: int = 0,
     ) -> None:
@@ -100,17 +187,17 @@ class ClassifierScores:
         self.record = record
         self.arrays = arrays
         self.valid = valid
-        self.views = views
+        self.use_views = use_views
         self.multiclass = multiclass
         self.seed = seed
-        self._outcomes: dict[tuple[str, float, float], object] = {}
+        self._outcomes: dict[tuple[str, float, float], ClassificationOutcome] = {}
 
     @property
     def layers(self) -> list[str]:
         """The layers whose features were given, in the order given."""
         return list(self.arrays)
 
-    def outcome(self, layer: str, power: float = 1.0, C: float = DEFAULT_C):
+    def outcome(self, layer: str, power: float = 1.0, C: float = DEFAULT_C) -> ClassificationOutcome:
         """The :class:`~course_utils.experiments.ClassificationOutcome` of one setting (trained once, then reused)."""
         from .experiments import classify
 
@@ -119,7 +206,7 @@ class ClassifierScores:
         key = (layer, float(power), float(C))
         if key not in self._outcomes:
             self._outcomes[key] = classify(
-                self.record, self.arrays[layer], views=self.views, power=float(power), C=float(C),
+                self.record, self.arrays[layer], use_views=self.use_views, power=float(power), C=float(C),
                 multiclass=self.multiclass, valid=self.valid, seed=self.seed,
             )
         return self._outcomes[key]
@@ -140,19 +227,42 @@ def _power_label(power: float, choices: Mapping[str, float]) -> str:
     return f"L2 + signed power {power:g}"
 
 
+def _classifier_controls(layers: Sequence[str], layer: str, powers: Mapping[str, float], power: float,
+                         Cs: Sequence[float], C: float) -> tuple[ipywidgets.ValueWidget, ...]:
+    """The layer, normalisation and C controls of :func:`classifier_explorer`, set to their starting values; a
+    starting ``power`` or ``C`` missing from the choices is added to them."""
+    import ipywidgets as widgets
+
+    options = [*powers.items(), *([] if float(power) in powers.values() else [(_power_label(power, {}), power)])]
+    Cs = sorted({float(c) for c in Cs} | {float(C)})
+    return (
+        widgets.Dropdown(options=list(layers), value=layer, description="layer"),
+        widgets.Dropdown(options=options, value=float(power), description="normalise",
+                         style={"description_width": "initial"}),
+        widgets.SelectionSlider(options=[(f"{c:g}", c) for c in Cs], value=float(C), description="C"),
+    )
+
+
+def _classifier_summary(record: DatasetRecord, outcome: ClassificationOutcome, layer: str, setting: str,
+                        use_views: str) -> str:
+    return (f"<b>{html.escape(outcome.metric)}: {outcome.value:.1f}%</b> on the {outcome.y_true.shape[0]} test "
+            f"images of {html.escape(record.name)} (layer <code>{html.escape(layer)}</code>, {html.escape(setting)}, "
+            f"views used: {html.escape(use_views)})")
+
+
 def classifier_explorer(
     record: DatasetRecord,
-    features: object,
+    features: FeatureSet | Mapping[str, np.ndarray],
     *,
     layer: str | None = None,
     power: float = 1.0,
     C: float = DEFAULT_C,
     Cs: Sequence[float] | None = None,
     powers: Mapping[str, float] = POWER_CHOICES,
-    views: str = "whole",
+    use_views: str = "whole",
     multiclass: str = "ovr",
     seed: int = 0,
-):
+) -> ipywidgets.VBox:
     """Pick a layer, a normalisation and C; see the test score of the linear SVM they give, for every layer.
 
     ``features``: a FeatureSet (or dict) holding a few layers of ``record`` (extract them in one pass with
@@ -168,42 +278,25 @@ def classifier_explorer(
 
     from . import classify, viz
 
-    scores = ClassifierScores(record, features, views=views, multiclass=multiclass, seed=seed)
+    scores = ClassifierScores(record, features, use_views=use_views, multiclass=multiclass, seed=seed)
     layer = layer or scores.layers[-1]
     if layer not in scores.arrays:
         raise KeyError(f"No features for layer {layer!r}; this explorer holds {scores.layers}.")
-    Cs = sorted({float(c) for c in (Cs or classify.DEFAULT_CS)} | {float(C)})
-    power_options = {**powers}
-    power_options.setdefault(_power_label(power, powers), float(power))
+    controls = _classifier_controls(scores.layers, layer, powers, power, Cs or classify.DEFAULT_CS, C)
+    summary, chart = widgets.HTML(), _png_view("640px")
 
-    layer_control = widgets.Dropdown(options=scores.layers, value=layer, description="layer")
-    power_control = widgets.Dropdown(options=list(power_options.items()), value=float(power),
-                                     description="normalise", style={"description_width": "initial"})
-    C_control = widgets.SelectionSlider(options=[(f"{c:g}", c) for c in Cs], value=float(C), description="C")
-    summary = widgets.HTML()
-    chart = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
+    def show() -> None:
+        chosen, p, c = (control.value for control in controls)
+        setting = f"{_power_label(p, powers)}, C = {c:g}"
+        outcome, by_layer = scores.outcome(chosen, p, c), scores.layer_scores(p, c)
+        summary.value = _classifier_summary(record, outcome, chosen, setting, use_views)
+        chart.value = figure_png(viz.plot_bars(list(by_layer), list(by_layer.values()), ylabel=f"{outcome.metric} (%)",
+                                               title=f"every layer at {setting}"))
 
-    def show(_change: object = None) -> None:
-        chosen, p, c = layer_control.value, power_control.value, C_control.value
-        by_layer = scores.layer_scores(p, c)
-        outcome = scores.outcome(chosen, p, c)
-        summary.value = (
-            f"<b>{html.escape(outcome.metric)}: {outcome.value:.1f}%</b> on the {outcome.y_true.shape[0]} test "
-            f"images of {html.escape(record.name)} (layer <code>{html.escape(chosen)}</code>, "
-            f"{html.escape(_power_label(p, power_options))}, C = {c:g}, views: {html.escape(views)})"
-        )
-        figure = viz.plot_bars(list(by_layer), list(by_layer.values()), ylabel=f"{outcome.metric} (%)",
-                               title=f"every layer at {_power_label(p, power_options)}, C = {c:g}")
-        chart.value = figure_png(figure)
-
-    for control in (layer_control, power_control, C_control):
-        control.observe(show, names="value")
-    show()
-    explorer = widgets.VBox([widgets.HBox([layer_control, power_control, C_control]), summary, chart])
-    explorer.layer, explorer.power, explorer.C = layer_control, power_control, C_control
-    explorer.summary, explorer.chart, explorer.scores = summary, chart, scores
-    explorer.score_for = scores.score_for
-    return explorer
+    layer_control, power_control, C_control = controls
+    return _assemble([widgets.HBox(list(controls)), summary, chart], controls, show, layer=layer_control,
+                     power=power_control, C=C_control, summary=summary, chart=chart, scores=scores,
+                     score_for=scores.score_for)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,60 +315,60 @@ class RankedItem:
     distance: float | None
 
 
-def _check_result(record: DatasetRecord, result: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    missing = [key for key in ("ranks", "db_index") if key not in result]
-    if missing:
-        raise ValueError(f"result lacks {missing}; pass what cu.retrieval.run_retrieval returns.")
-    ranks, db_index = np.asarray(result["ranks"]), np.asarray(result["db_index"])
+def _rankings(record: DatasetRecord, outcome: RetrievalOutcome) -> tuple[np.ndarray, np.ndarray]:
+    """``outcome``'s ranks ``(Q, N)`` and searched image indices ``(N,)``, checked against ``record``."""
+    if not (hasattr(outcome, "ranks") and hasattr(outcome, "db_index")):
+        raise TypeError(f"Got a {type(outcome).__name__} without rankings; pass the RetrievalOutcome that "
+                        "cu.retrieval.run_retrieval returns.")
+    ranks, db_index = np.asarray(outcome.ranks), np.asarray(outcome.db_index)
     if ranks.ndim != 2 or ranks.shape[0] != len(record.queries):
         raise ValueError(
-            f"result['ranks'] has shape {ranks.shape}, but {record.name!r} has {len(record.queries)} queries; "
-            "pass the result of run_retrieval on this same record."
+            f"outcome.ranks has shape {ranks.shape}, but {record.name!r} has {len(record.queries)} queries; "
+            "pass the outcome of run_retrieval on this same record."
         )
     return ranks, db_index
 
 
-def ranked_results(record: DatasetRecord, result: Mapping, query: int, top: int = 5) -> list[RankedItem]:
+def ranked_results(record: DatasetRecord, outcome: RetrievalOutcome, query: int, top: int = 5) -> list[RankedItem]:
     """The ``top`` first database images of query number ``query`` (position in ``record.queries``).
 
-    Status follows the evaluation (:func:`course_utils.retrieval.evaluate_retrieval`): the query's positives are
-    "relevant"; its junk images, and the query image itself when it is searched but not a positive, are "junk";
-    anything else is "wrong".
+    Status follows the evaluation: the query's positives are "relevant", the images its score ignores
+    (:func:`course_utils.retrieval.junk_images`) are "junk", anything else is "wrong".
     """
-    ranks, db_index = _check_result(record, result)
+    from .retrieval import junk_images
+
+    ranks, db_index = _rankings(record, outcome)
     if not 0 <= query < len(record.queries):
         raise IndexError(f"Query {query} does not exist: {record.name!r} has queries 0 to {len(record.queries) - 1}.")
     if top < 1:
         raise ValueError(f"top must be at least 1; got {top}.")
     entry = record.queries[query]
-    positives, junk = set(entry.positives), set(entry.junk)
-    if entry.index in set(db_index.tolist()) and entry.index not in positives:
-        junk.add(entry.index)
-    distances = result.get("distances")
+    positives, junk = set(entry.positives), junk_images(entry)
+    distances = None if outcome.distances is None else np.asarray(outcome.distances)
     items = []
     for position, column in enumerate(ranks[query, :top].tolist()):
         index = int(db_index[column])
         status = "relevant" if index in positives else "junk" if index in junk else "wrong"
-        distance = None if distances is None else float(np.asarray(distances)[query, column])
+        distance = None if distances is None else float(distances[query, column])
         items.append(RankedItem(position + 1, index, record.paths[index], status, distance))
     return items
 
 
-def _results_html(items: Sequence[RankedItem], ap: float | None) -> str:
+def _results_html(items: Sequence[RankedItem], ap: float) -> str:
     rows = "".join(
         f"<tr><td>#{item.rank}</td><td style='color:{STATUS_COLOURS[item.status]}'>{item.status}</td>"
         f"<td>{html.escape(item.path.name)}</td>"
         f"<td>{'' if item.distance is None else f'{item.distance:.3f}'}</td></tr>"
         for item in items
     )
-    heading = "" if ap is None else f"<b>AP of this query: {ap:.3f}</b>"
-    return (f"{heading}<table><tr><th>rank</th><th>status</th><th>image</th><th>distance</th></tr>{rows}</table>")
+    return (f"<b>AP of this query: {ap:.3f}</b><table><tr><th>rank</th><th>status</th><th>image</th><th>distance</th></tr>{rows}</table>")
 
 
-def retrieval_explorer(record: DatasetRecord, result: Mapping, *, query: int = 0, top: int = 5):
+def retrieval_explorer(record: DatasetRecord, outcome: RetrievalOutcome, *, query: int = 0, top: int = 5
+                       ) -> ipywidgets.VBox:
     """Pick a query, see its ``top`` ranked results framed green (relevant), red (wrong) or grey (junk).
 
-    ``result`` is what :func:`course_utils.retrieval.run_retrieval` returned for ``record``. The gallery is
+    ``outcome`` is what :func:`course_utils.retrieval.run_retrieval` returned for ``record``. The gallery is
     :func:`course_utils.viz.retrieval_gallery` for the chosen query; a table below lists each result's status and
     distance, and the query's AP. Returns an ``ipywidgets.VBox`` whose ``query`` (Dropdown), ``gallery`` (Image) and
     ``table`` (HTML) attributes are its parts; ``explorer.ranked_for(q)`` is :func:`ranked_results` for query ``q``.
@@ -285,29 +378,19 @@ def retrieval_explorer(record: DatasetRecord, result: Mapping, *, query: int = 0
 
     from .viz import retrieval_gallery
 
-    ranked_results(record, result, query, top)  # validates everything before any widget exists
-    aps = result.get("ap")
-    labels = [
-        f"{q}: {entry.name or Path(record.paths[entry.index]).stem}" + ("" if aps is None else f" (AP {aps[q]:.2f})")
-        for q, entry in enumerate(record.queries)
-    ]
-    chooser = widgets.Dropdown(options=list(zip(labels, range(len(labels)), strict=True)), value=query,
-                               description="query", layout=widgets.Layout(width="420px"))
-    gallery = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
-    table = widgets.HTML()
+    ranked_results(record, outcome, query, top)  # validates everything before any widget exists
+    aps = np.asarray(outcome.ap, dtype=float)
+    labels = [f"{q}: {entry.name or Path(record.paths[entry.index]).stem} (AP {aps[q]:.2f})"
+              for q, entry in enumerate(record.queries)]
+    chooser, gallery, table = _numbered_dropdown(labels, query), _png_view("900px"), widgets.HTML()
 
-    def show(_change: object = None) -> None:
+    def show() -> None:
         chosen = chooser.value
-        gallery.value = figure_png(retrieval_gallery(record, result, top=top, queries=[chosen]))
-        table.value = _results_html(ranked_results(record, result, chosen, top),
-                                    None if aps is None else float(aps[chosen]))
+        gallery.value = figure_png(retrieval_gallery(record, outcome, top=top, queries=[chosen]))
+        table.value = _results_html(ranked_results(record, outcome, chosen, top), float(aps[chosen]))
 
-    chooser.observe(show, names="value")
-    show()
-    explorer = widgets.VBox([chooser, gallery, table])
-    explorer.query, explorer.gallery, explorer.table = chooser, gallery, table
-    explorer.ranked_for = lambda q, n=top: ranked_results(record, result, q, n)
-    return explorer
+    return _assemble([chooser, gallery, table], [chooser], show, query=chooser, gallery=gallery, table=table,
+                     ranked_for=lambda q, n=top: ranked_results(record, outcome, q, n))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -315,7 +398,7 @@ def retrieval_explorer(record: DatasetRecord, result: Mapping, *, query: int = 0
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _matches_html(result, root: Path) -> str:  # noqa: ANN001 - a photo_search.SearchResult
+def _matches_html(result: SearchResult, root: Path) -> str:
     """The matches of ``result`` as an HTML table: rank, distance, and the photo's path relative to ``root``."""
     rows = "".join(
         f"<tr><td>#{match.rank}</td><td>{match.distance:.3f}</td>"
@@ -327,72 +410,87 @@ def _matches_html(result, root: Path) -> str:  # noqa: ANN001 - a photo_search.S
             f"<table><tr><th>rank</th><th>distance</th><th>photo</th></tr>{rows}</table>")
 
 
+def _folder_queries(index: PhotoIndex, queries: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """The query photos a folder explorer offers and their labels: ``queries`` first, then every indexed photo."""
+    outside = [Path(q).expanduser().absolute() for q in queries]
+    labels = [f"outside: {p.name}" for p in outside] + [p.relative_to(index.root).as_posix() for p in index.paths]
+    return outside + list(index.paths), labels
+
+
+def _photo_index(folder: str | Path | PhotoIndex, progress: bool, index_options: Mapping[str, object]) -> PhotoIndex:
+    """``folder`` indexed by :func:`course_utils.photo_search.build_index` (with ``index_options``), or the index
+    itself when it is one."""
+    from . import photo_search
+
+    if not isinstance(folder, photo_search.PhotoIndex):
+        return photo_search.build_index(folder, progress=progress, **index_options)
+    if index_options:
+        raise TypeError(f"folder is an index already built; {sorted(index_options)} apply only to a folder.")
+    return folder
+
+
+def _remembered_search(index: PhotoIndex, candidates: Sequence[Path], method: str, top: int, rerank: int,
+                       progress: bool) -> Callable[..., SearchResult]:
+    """``matches_for(q, method)``: the search of candidate ``q``, run once per (query, method), then remembered."""
+    remembered: dict[tuple[int, str], SearchResult] = {}
+
+    def matches_for(q: int, how: str = method) -> SearchResult:
+        if not 0 <= q < len(candidates):
+            raise IndexError(f"Query {q} does not exist: the explorer offers queries 0 to {len(candidates) - 1}.")
+        if (q, how) not in remembered:
+            remembered[q, how] = index.search(candidates[q], top=top, method=how, rerank=rerank, progress=progress)
+        return remembered[q, how]
+
+    return matches_for
+
+
 def folder_explorer(
-    folder: str | Path,
+    folder: str | Path | PhotoIndex,
     *,
     queries: Sequence[str | Path] = (),
     query: int = 0,
     top: int = 5,
     method: str = "global",
     rerank: int | None = None,
-    backbone: str | None = None,
-    layer: str | None = None,
-    engine: str = "auto",
     progress: bool = True,
-):
+    **index_options: object,
+) -> ipywidgets.VBox:
     """Search a folder of your own photos: pick a query photo and a search method, see its ``top`` matches.
 
-    Every image below ``folder`` is indexed once (:func:`course_utils.photo_search.build_index`: one global vector
-    per photo, cached, unreadable images skipped); the query dropdown offers ``queries`` (images from anywhere,
-    listed first) and then every indexed photo. ``method`` is the starting search: ``"global"`` (L2 between global
-    vectors), or ``"spatial"`` / ``"jitter"``, which re-rank the global top ``rerank`` photos with the paper's
-    distances (slower the first time: their patches are extracted, then cached). A photo's own file is left out of
-    its results. The explorer computes its starting state while being built, so it runs unattended under nbval.
+    Every image below ``folder`` is indexed once by :func:`course_utils.photo_search.build_index` (one global vector
+    per photo, cached, unreadable images skipped), which takes ``index_options`` (``backbone``, ``layer``,
+    ``engine``, ``device``); a :class:`~course_utils.photo_search.PhotoIndex` already built is used as it is. The
+    query dropdown offers ``queries`` (images from anywhere, listed first) and then every indexed photo.
+    ``method`` is the starting search: ``"global"`` (L2 between global vectors), or ``"spatial"`` / ``"jitter"``,
+    which re-rank the global top ``rerank`` photos with the paper's distances (slower the first time: their
+    patches are extracted, then cached). A photo's own file is left out of its results. The explorer computes its
+    starting state while being built, so it runs unattended under nbval.
 
     Returns an ``ipywidgets.VBox`` whose ``query`` and ``method`` (Dropdowns), ``gallery`` (Image) and ``table``
-    (HTML) attributes are its parts, ``index`` the :class:`~course_utils.photo_search.PhotoIndex` behind it, and
-    ``matches_for(q, method)`` the pure function it shows (a :class:`~course_utils.photo_search.SearchResult`, for
-    option number ``q`` of the query dropdown; remembered, so going back to a query costs nothing).
+    (HTML) attributes are its parts, ``index`` the PhotoIndex behind it, and ``matches_for(q, method)`` the pure
+    function it shows (a :class:`~course_utils.photo_search.SearchResult`, for option number ``q`` of the query
+    dropdown; remembered, so going back to a query costs nothing).
     """
     import ipywidgets as widgets
 
     from . import photo_search
-    from .config import DEFAULT_BACKBONE
 
     if method not in photo_search.METHODS:
         raise ValueError(f"Unknown search method {method!r}; choose one of {photo_search.METHODS}.")
-    index = photo_search.build_index(folder, backbone or DEFAULT_BACKBONE, layer, engine=engine, progress=progress)
-    candidates = [Path(q).expanduser().absolute() for q in queries] + list(index.paths)
-    labels = [f"outside: {p.name}" for p in candidates[: len(queries)]]
-    labels += [p.relative_to(index.root).as_posix() for p in index.paths]
+    index = _photo_index(folder, progress, index_options)
+    candidates, labels = _folder_queries(index, queries)
     if not 0 <= query < len(candidates):
         raise IndexError(f"Query {query} does not exist: the explorer offers queries 0 to {len(candidates) - 1} "
                          f"({len(queries)} given, then the {len(index)} indexed photos).")
     depth = photo_search.RERANK_DEPTH if rerank is None else int(rerank)
-    remembered: dict[tuple[int, str], object] = {}
-
-    def matches_for(q: int, how: str = method):
-        if not 0 <= q < len(candidates):
-            raise IndexError(f"Query {q} does not exist: the explorer offers queries 0 to {len(candidates) - 1}.")
-        if (q, how) not in remembered:
-            remembered[q, how] = index.search(candidates[q], top=top, method=how, rerank=depth, progress=progress)
-        return remembered[q, how]
-
-    chooser = widgets.Dropdown(options=list(zip(labels, range(len(labels)), strict=True)), value=query,
-                               description="query", layout=widgets.Layout(width="420px"))
+    matches_for = _remembered_search(index, candidates, method, top, depth, progress)
+    chooser, gallery, table = _numbered_dropdown(labels, query), _png_view("900px"), widgets.HTML()
     how = widgets.Dropdown(options=list(photo_search.METHODS), value=method, description="search")
-    gallery = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
-    table = widgets.HTML()
 
-    def show(_change: object = None) -> None:
+    def show() -> None:
         result = matches_for(chooser.value, how.value)
         gallery.value = figure_png(photo_search.gallery_figure([result], index.root))
         table.value = _matches_html(result, index.root)
 
-    chooser.observe(show, names="value")
-    how.observe(show, names="value")
-    show()
-    explorer = widgets.VBox([widgets.HBox([chooser, how]), gallery, table])
-    explorer.query, explorer.method, explorer.gallery, explorer.table = chooser, how, gallery, table
-    explorer.index, explorer.matches_for = index, matches_for
-    return explorer
+    return _assemble([widgets.HBox([chooser, how]), gallery, table], [chooser, how], show, query=chooser,
+                     method=how, gallery=gallery, table=table, index=index, matches_for=matches_for)

@@ -13,7 +13,6 @@ from course_utils.bench import svm as bench_svm
 from course_utils.classify import (
     DEFAULT_CS,
     FALLBACK_C,
-    PAPER_C,
     CSelection,
     LinearSVMClassifier,
     cv_folds,
@@ -177,7 +176,7 @@ def test_hinge_loss_trains_in_the_dual():
         ({"C": 0}, np.arange(12) % 3, "C must be a finite number > 0; got 0"),
         ({"C": "2"}, np.arange(12) % 3, "C must be a finite number > 0; got '2'"),
         ({"solver": "torch", "loss": "hinge"}, np.arange(12) % 3, "squared hinge only"),
-        ({}, np.zeros(12, dtype=int), r"single class \[0\]"),
+        ({}, np.zeros(12, dtype=int), r"1 class \(\[0\]\)"),
         ({}, np.arange(11) % 3, r"matching X's 12 images; got shape \(11,\)"),
         ({}, np.column_stack([np.arange(12) % 2, np.zeros(12, int)]), r"Label column\(s\) \[1\] have only one"),
         ({}, np.full((12, 2), 2), "only 0 and 1"),
@@ -192,7 +191,7 @@ def test_bad_parameters_and_labels_are_explained(params, y, message):
 def test_bad_features_are_explained():
     X, y = separable_views(12, 3)
     model = LinearSVMClassifier().fit(X, y)
-    with pytest.raises(ValueError, match="X has 19-d features; this classifier was trained on 20-d ones"):
+    with pytest.raises(ValueError, match="X has 19 features, but LinearSVMClassifier is expecting 20 features as input"):
         model.predict(X[..., :19])
     X[3, 1, 0] = np.nan
     with pytest.raises(ValueError, match=r"NaN or infinite values in 1 row\(s\) \(first: \[3\]\)"):
@@ -211,9 +210,13 @@ def test_estimator_clones_and_runs_in_a_pipeline_on_views():
 
 
 # ---------------------------------------------------------------------------- choosing C
-def test_paper_c_values_and_default_grid():
-    assert PAPER_C == {"voc2007": 0.2, "h3d": 0.2, "uiuc": 0.2, "mit67": 2.0, "cub200": 2.0, "flowers102": 2.0}
-    assert {0.2, 2.0} <= set(DEFAULT_CS)
+def test_paper_c_values_are_in_the_records_and_on_the_default_grid():
+    from course_utils.datasets import specs
+
+    paper_cs = {name: spec.paper.C for name, spec in specs.SPECS.items() if spec.paper and spec.paper.C is not None}
+    assert paper_cs == {"voc2007": 0.2, "h3d": 0.2, "uiuc_apascal": 0.2, "uiuc_ayahoo": 0.2, "mit67": 2.0,
+                        "cub200": 2.0, "flowers102": 2.0}
+    assert set(paper_cs.values()) <= set(DEFAULT_CS)
 
 
 def test_select_c_returns_the_best_mean_and_prefers_the_smallest_c_on_ties():
@@ -265,7 +268,7 @@ def test_c_selection_never_reads_the_test_split():
     np.testing.assert_array_equal(poisoned_choice.fold_scores, clean_choice.fold_scores)
     np.testing.assert_array_equal(poisoned.coef_, clean.coef_)
     np.testing.assert_array_equal(poisoned.classes_, [0, 1])
-    fixed, none = fit_on_split(X, y, split, C=PAPER_C["mit67"], train_splits=("train",))
+    fixed, none = fit_on_split(X, y, split, C=2.0, train_splits=("train",))
     assert none is None and fixed.C == 2.0
     with pytest.raises(ValueError, match=r"no image has a split in \['trainval'\]"):
         fit_on_split(X, y, split, train_splits=("trainval",))

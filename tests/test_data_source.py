@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils import datasets, notebook
+from course_utils import datasets
 from course_utils.datasets import DatasetMissingError, DatasetRecord, specs
 
 GET_FLOWERS = "python data_scripts/download.py flowers17"
@@ -91,21 +91,21 @@ def test_keyword_arguments_go_to_the_real_set_only(places, capsys):
 
 def test_first_available_follows_the_rule_and_names_every_set_it_missed(places, capsys):
     _, data = places
-    record = notebook.first_available(["flowers102", "flowers17", "demo_classes"])
+    record = datasets.load_first_available(["flowers102", "flowers17", "demo_classes"])
     assert record.source == "embedded"
     assert capsys.readouterr().out == (
         "Data: demo_classes — embedded demo set (flowers102 and flowers17 are not on this machine; to get them: "
         f"python data_scripts/download.py flowers102, {GET_FLOWERS})\n")
     download = downloaded_flowers17(data)
-    record = notebook.first_available(["flowers102", "flowers17", "demo_classes"])
+    record = datasets.load_first_available(["flowers102", "flowers17", "demo_classes"])
     assert record.source == "downloaded" and record.name == "flowers17"
     assert capsys.readouterr().out == (
         f"Data: flowers17 — downloaded copy, {download} (1,360 images; flowers102 is not on this machine; to get "
         "it: python data_scripts/download.py flowers102)\n")
     with pytest.raises(DatasetMissingError, match=r"Dataset 'dtd10' was not found .*download\.py dtd10"):
-        notebook.first_available(["flowers102", "dtd10"])
+        datasets.load_first_available(["flowers102", "dtd10"])
     with pytest.raises(ValueError, match="needs at least one dataset name"):
-        notebook.first_available([])
+        datasets.load_first_available([])
 
 
 def test_load_if_present_announces_a_skip(places, capsys):

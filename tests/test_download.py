@@ -25,6 +25,7 @@ import pytest
 
 from course_utils.datasets import download as dl
 from course_utils.datasets.specs import SPECS, Artifact, CountCheck, DatasetSpec, shared_copy
+from course_utils.metrics import MEAN_CLASS_ACCURACY
 
 REPO = Path(__file__).resolve().parent.parent
 PAYLOAD = bytes(range(256)) * 800  # 204,800 bytes: several read chunks, not a multiple of the chunk size
@@ -133,7 +134,8 @@ def sha256(data: bytes) -> str:
 def tiny_spec(artifacts, checks=(), name="tiny") -> DatasetSpec:
     return DatasetSpec(
         name=name, title="Tiny test set", task="test", kind="download", folder=name, images="3", size_on_disk="1 KB",
-        license="test", protocol="test", metric="test", paper_table="none", artifacts=tuple(artifacts),
+        license="test", protocol="test", scoring="test", paper_table="none", metric=MEAN_CLASS_ACCURACY,
+        loader="demo:demo_classes", artifacts=tuple(artifacts),
         checks=tuple(checks),
     )
 

@@ -121,7 +121,7 @@ def test_pca_whiten_smallest_directions() -> None:
 def _cv_score(X, y, power, C):
     import course_utils as cu
 
-    return cu.classify.select_C(cu.experiments.normalise(X, power), y, Cs=[C], cv=3).mean_scores[0]
+    return cu.classify.select_C(cu.normalize.normalize_features(X, power), y, Cs=[C], cv=3).mean_scores[0]
 
 
 def test_choose_power_using_the_test_rows() -> None:

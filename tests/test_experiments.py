@@ -5,17 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from course_utils import experiments
+from course_utils import experiments, metrics
 from course_utils.datasets.base import DatasetRecord
-
-
-def test_normalise_is_l2_then_power_then_l2():
-    x = np.array([[[3.0, -4.0]]])
-    assert np.allclose(experiments.normalise(x), [[[0.6, -0.8]]])
-    # L2 -> [0.6, -0.8]; signed power 2 -> [0.36, -0.64]; L2 -> divided by sqrt(0.36^2 + 0.64^2)
-    expected = np.array([0.36, -0.64]) / np.hypot(0.36, 0.64)
-    assert np.allclose(experiments.normalise(x, power=2), expected)
-    assert np.allclose(experiments.normalise(x, power=1), [[[0.6, -0.8]]])
 
 
 def _views_record(n_per_class=12, n_views=4, seed=0):
@@ -28,14 +19,14 @@ def _views_record(n_per_class=12, n_views=4, seed=0):
     X[:, 0] += 0.15 * centres[labels]
     split = np.array((["train"] * 8 + ["test"] * (n_per_class - 8)) * 3)
     record = DatasetRecord("toy", "multiclass", ".", [f"{i}.jpg" for i in range(len(labels))], labels=labels,
-                           class_names=["a", "b", "c"], split=split, metric="mean class accuracy")
+                           class_names=["a", "b", "c"], split=split, metric=metrics.MEAN_CLASS_ACCURACY)
     return record, X
 
 
 def test_augmented_views_beat_the_whole_image_on_a_constructed_case():
     record, X = _views_record()
-    plain = experiments.classify(record, X, views="whole", C=1.0, train_splits=("train",))
-    aug = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",))
+    plain = experiments.classify(record, X, use_views="whole", C=1.0, train_splits=("train",))
+    aug = experiments.classify(record, X, use_views="all", C=1.0, train_splits=("train",))
     assert aug.value == 100.0
     assert plain.value < aug.value
     assert aug.metric == "mean class accuracy" and len(aug.y_true) == 12
@@ -47,7 +38,7 @@ def test_only_test_split_is_scored_and_invalid_rows_are_left_out():
     valid = np.ones(len(record), bool)
     valid[-1] = False
     X[-1] = np.nan
-    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=valid)
+    outcome = experiments.classify(record, X, use_views="all", C=1.0, train_splits=("train",), valid=valid)
     assert len(outcome.test_indices) == 11 and len(record) - 1 not in outcome.test_indices
     assert set(record.split[outcome.test_indices]) == {"test"}
 
@@ -55,7 +46,7 @@ def test_only_test_split_is_scored_and_invalid_rows_are_left_out():
 def test_a_class_without_usable_images_counts_zero_and_is_named():
     record, X = _views_record()
     valid = record.labels != 2  # every image of class "c" unreadable
-    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=valid)
+    outcome = experiments.classify(record, X, use_views="all", C=1.0, train_splits=("train",), valid=valid)
     assert outcome.classes.tolist() == [0, 1, 2] and outcome.per_class.tolist() == [100.0, 100.0, 0.0]
     assert outcome.value == pytest.approx(200 / 3)  # not 100 over the two classes left
     assert outcome.settings["classes_without_usable_images"] == ["c"]
@@ -63,13 +54,13 @@ def test_a_class_without_usable_images_counts_zero_and_is_named():
                                 "class accuracy"]
     only_test = record.labels != 2
     only_test[(record.labels == 2) & (record.split == "train")] = True  # c can be trained but not tested
-    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=only_test)
+    outcome = experiments.classify(record, X, use_views="all", C=1.0, train_splits=("train",), valid=only_test)
     assert outcome.per_class.tolist() == [100.0, 100.0, 0.0]
     assert outcome.warnings == ["class 'c' has no usable test image (all 4 unreadable): it counts as 0% in the "
                                 "mean class accuracy"]
     no_train = record.labels != 2
     no_train[(record.labels == 2) & (record.split == "test")] = True  # c is tested but cannot be learnt
-    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=no_train)
+    outcome = experiments.classify(record, X, use_views="all", C=1.0, train_splits=("train",), valid=no_train)
     assert outcome.per_class[2] == 0.0 and outcome.value == pytest.approx(200 / 3)
     assert outcome.warnings == ["class 'c' has no usable training image (all 8 unreadable): the classifier cannot "
                                 "predict it, so it scores 0%"]
@@ -78,7 +69,7 @@ def test_a_class_without_usable_images_counts_zero_and_is_named():
 def test_outcome_lists_the_training_images_and_the_gallery_shows_only_those(tmp_path):
     from PIL import Image
 
-    from course_utils import notebook
+    from course_utils import viz
 
     record, X = _views_record()
     record.paths = [tmp_path / name for name in record.paths]
@@ -89,10 +80,10 @@ def test_outcome_lists_the_training_images_and_the_gallery_shows_only_those(tmp_
     record.paths[12].write_bytes(b"not an image")
     record.paths[13].write_bytes(b"not an image")
     X[8] = X[14]  # the first test image of "a" looks like a "b"
-    outcome = experiments.classify(record, X, views="all", C=1.0, train_splits=("train",), valid=valid)
+    outcome = experiments.classify(record, X, use_views="all", C=1.0, train_splits=("train",), valid=valid)
     assert outcome.train_indices.tolist() == [*range(8), *range(14, 20), *range(24, 32)]
     assert experiments.confusion_pairs(outcome, record.class_names) == [("a", "b", 1)]
-    figure = notebook.show_confused_pairs(record, outcome, top=1)
+    figure = viz.show_confused_pairs(record, outcome, top=1)
     shown = [int(axis.images[0].get_array()[0, 0, 0]) // 7 for axis in figure.axes]
     assert shown == [8, 14]  # the mistaken test image, beside the first *readable* training "b"
 
@@ -100,7 +91,7 @@ def test_outcome_lists_the_training_images_and_the_gallery_shows_only_those(tmp_
 def test_too_few_training_images_per_class_fix_C_with_a_note():
     record, X = _views_record()
     record.split = np.array((["train"] * 2 + ["test"] * 10) * 3)
-    outcome = experiments.classify(record, X, views="all", C="cv", train_splits=("train",))
+    outcome = experiments.classify(record, X, use_views="all", C="cv", train_splits=("train",))
     assert outcome.C == 2.0 and outcome.settings["C"] == 2.0
     reason = "too few training images for 3-fold cross-validation: class 'a' has 2"
     assert outcome.settings["C_selection"] == f"fixed ({reason})"
@@ -110,7 +101,7 @@ def test_too_few_training_images_per_class_fix_C_with_a_note():
 def test_missing_split_is_a_clear_error():
     record, X = _views_record()
     with pytest.raises(ValueError, match=r"no images in splits \['train', 'val'\].*splits present"):
-        experiments.classify(record, X, views="all", C=1.0, test_splits=("val",))
+        experiments.classify(record, X, use_views="all", C=1.0, test_splits=("val",))
 
 
 def test_attributes_report_mean_auc():
@@ -119,8 +110,8 @@ def test_attributes_report_mean_auc():
     X = rng.normal(size=(40, 1, 6)).astype(np.float32)
     X[:, 0, :2] += 3 * labels
     record = DatasetRecord("attrs", "attributes", ".", [f"{i}" for i in range(40)], labels=labels,
-                           split=np.array(["train"] * 30 + ["test"] * 10), metric="mean AUC")
-    outcome = experiments.classify(record, X, views="whole", C=1.0, train_splits=("train",))
+                           split=np.array(["train"] * 30 + ["test"] * 10), metric=metrics.MEAN_AUC)
+    outcome = experiments.classify(record, X, use_views="whole", C=1.0, train_splits=("train",))
     assert outcome.metric == "mean AUC" and outcome.y_pred is None
     assert outcome.value > 90 and outcome.per_class.shape == (2,)
 
@@ -184,10 +175,32 @@ def test_a_label_left_without_usable_test_positives_is_named():
     X = rng.normal(size=(40, 1, 6)).astype(np.float32)
     X[:, 0, :2] += 3 * labels
     record = DatasetRecord("attrs", "attributes", ".", [f"{i}" for i in range(40)], labels=labels,
-                           class_names=["a", "b"], split=np.array(["train"] * 30 + ["test"] * 10), metric="mean AUC")
+                           class_names=["a", "b"], split=np.array(["train"] * 30 + ["test"] * 10),
+                           metric=metrics.MEAN_AUC)
     valid = np.ones(40, bool)
     valid[30] = False  # the only test positive of "b" is unreadable
-    outcome = experiments.classify(record, X, views="whole", C=1.0, train_splits=("train",), valid=valid)
+    outcome = experiments.classify(record, X, use_views="whole", C=1.0, train_splits=("train",), valid=valid)
     assert outcome.classes.tolist() == [0] and outcome.per_class.shape == (1,)
     assert outcome.warnings == ["label 'b': its test positives or its test negatives are all unreadable, so it "
                                 "has no score and is left out of the mean"]
+
+
+def test_use_test_views_scores_other_views_than_those_trained_on():
+    record, X = _views_record()
+    informative = experiments.classify(record, X, use_views=[1, 2, 3], C=1.0, train_splits=("train",))
+    blind = experiments.classify(record, X, use_views=[1, 2, 3], use_test_views="whole", C=1.0,
+                                 train_splits=("train",))
+    assert informative.value == 100.0 and blind.value < 80.0  # view 0 carries almost nothing of the class
+    with pytest.raises(ValueError, match="use_views must be 'whole', 'all', or view indices; got 'first'"):
+        experiments.classify(record, X, use_views="first", C=1.0)
+
+
+def test_a_single_layer_feature_set_names_its_layer_and_array():
+    from course_utils.features import FeatureSet
+
+    array = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
+    one = FeatureSet({"pool": array}, ["a.jpg", "b.jpg"], ["v0", "v1", "v2"], np.ones(2, bool), views="paper16")
+    assert one.layer == "pool" and one.X is array and one.n_views == 3
+    two = FeatureSet({"pool": array, "logits": array}, ["a.jpg", "b.jpg"], ["v0", "v1", "v2"], np.ones(2, bool))
+    with pytest.raises(ValueError, match=r"holds 2 layers \(\['pool', 'logits'\]\); pick one"):
+        two.X  # noqa: B018 - the property raises

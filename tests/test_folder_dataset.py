@@ -13,6 +13,7 @@ from PIL import Image
 
 from course_utils import datasets
 from course_utils.datasets.folder import image_folder, ns_groups, retrieval_folder, write_split
+from course_utils.metrics import RETRIEVAL_MAP
 
 
 def make_tree(root: Path, counts: dict[str, int]) -> Path:
@@ -209,15 +210,15 @@ def test_retrieval_folder_is_scored_with_the_query_left_out(tmp_path):
                       [3, 0, 2, 1, 4],   # b/p_1: positives 2nd and 4th: 1/2 (0 + 1/2)/2 + 1/2 (1/3 + 2/4)/2 = 1/3
                       [4, 2, 3, 0, 1]])  # b/p_2: 1
     scores = evaluate_retrieval(rec, ranks=ranks)  # trapezoid AP, course_utils.metrics.retrieval_ap
-    assert scores["ap"].tolist() == pytest.approx([1 / 4, 1, 1, 1 / 3, 1])
-    assert scores["map"] == pytest.approx(43 / 60)
-    assert scores["n_queries"] == 5 and "ns_score" not in scores
+    assert scores.ap.tolist() == pytest.approx([1 / 4, 1, 1, 1 / 3, 1])
+    assert scores.map == pytest.approx(43 / 60)
+    assert scores.n_queries == 5 and scores.ns_score is None
 
 
 def test_groups_of_four_announce_the_ns_score(tmp_path):
     rec = retrieval_folder(make_groups(tmp_path / "objects", {"cup": 4, "pen": 4}))
     assert ns_groups(rec) and "N-S score too (query counted, as in UKBench)" in rec.protocol
-    assert rec.metric == "mAP (query excluded from its own ranking)"
+    assert rec.metric is RETRIEVAL_MAP
     assert not ns_groups(retrieval_folder(make_groups(tmp_path / "mixed", {"cup": 4, "pen": 3})))
 
 

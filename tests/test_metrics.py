@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
@@ -10,14 +12,11 @@ from course_utils.metrics import (
     VOC07_DEVKIT_LEVELS,
     average_precision,
     matlab_colon,
-    mean_ap,
     mean_auc,
     mean_class_accuracy,
     rank_by_score,
     rankings_from_distances,
     retrieval_ap,
-    retrieval_map,
-    revisited_map,
     revisited_precision_at,
     ukbench_score,
     voc07_ap,
@@ -143,16 +142,6 @@ def test_average_precision_equals_sklearn_on_tie_free_random_data():
         assert average_precision(scores, labels) == pytest.approx(average_precision_score(labels, scores))
 
 
-def test_mean_ap_averages_columns_with_either_interpolation():
-    scores = np.column_stack([SIX_SCORES, SIX_SCORES])
-    labels = np.column_stack([SIX_LABELS, [1, 1, 0, 0, 0, 0]])
-    assert mean_ap(scores, labels) == pytest.approx((8 / 11 + 1) / 2)
-    assert mean_ap(scores, labels, interpolation="area") == pytest.approx((13 / 18 + 1) / 2)
-    difficult = np.zeros((6, 2), dtype=bool)
-    difficult[1, 0] = True  # drop the first column's top-ranked negative: P P N N P -> (1 + 1 + 3/5) / 3
-    assert mean_ap(scores, labels, difficult, interpolation="area") == pytest.approx((2.6 / 3 + 1) / 2)
-
-
 def test_ap_errors_name_the_problem():
     with pytest.raises(ValueError, match="there is no positive item"):
         voc07_ap([0.3, 0.2], [0, 0])
@@ -164,8 +153,6 @@ def test_ap_errors_name_the_problem():
         average_precision([0.3, 0.2], [0, 1, 1])
     with pytest.raises(ValueError, match="NaN or infinite"):
         voc07_ap([np.nan, 0.2], [0, 1])
-    with pytest.raises(ValueError, match="interpolation must be"):
-        mean_ap(np.ones((2, 1)), np.ones((2, 1)), interpolation="trapezoid")
 
 
 # ---------------------------------------------------------------------------- classification accuracy, AUC
@@ -173,10 +160,37 @@ def test_mean_class_accuracy_weighs_every_class_equally():
     y_true = [0, 0, 0, 0, 1, 1]
     y_pred = [0, 0, 0, 0, 0, 1]
     assert mean_class_accuracy(y_true, y_pred) == pytest.approx((4 / 4 + 1 / 2) / 2)  # 0.75, not 5/6
-    # a class that appears only among predictions has no items and is not averaged; string labels work
-    assert mean_class_accuracy(["cat", "dog"], ["cat", "eel"]) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="non-empty 1-D arrays of equal length"):
+    # a class never predicted scores 0 and still counts: (1 + 0 + 0) / 3, though 2 of 4 items are right
+    assert mean_class_accuracy([0, 1, 2, 2], [0, 0, 0, 0]) == pytest.approx(1 / 3)
+    # labels need not be 0..K-1; a class only predicted (3) has no items and is not averaged: classes 2, 5 and 7
+    # score 1/2, 2/3 and 1 -> (1/2 + 2/3 + 1) / 3 = 13/18
+    assert mean_class_accuracy([2, 2, 5, 5, 5, 7], [2, 3, 5, 5, 7, 7]) == pytest.approx(13 / 18)
+    assert mean_class_accuracy(["cat", "dog"], ["cat", "eel"]) == pytest.approx(0.5)  # string labels work
+    assert mean_class_accuracy([4, 4, 4], [4, 4, 4]) == 1.0  # a single class
+
+
+def test_mean_class_accuracy_is_the_per_class_mean_exactly_and_quietly():
+    # scikit-learn's balanced_accuracy_score computes it: the same doubles as averaging each true class's hit rate
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        classes = int(rng.integers(2, 12))
+        y_true = rng.integers(0, classes, int(rng.integers(1, 80)))
+        y_pred = rng.integers(0, classes + 2, y_true.size)  # some predicted classes never occur in y_true
+        by_hand = float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the cases above are well defined: no warning reaches the learner
+            assert mean_class_accuracy(y_true, y_pred) == by_hand
+
+
+def test_mean_class_accuracy_rejects_what_is_not_one_label_per_item():
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         mean_class_accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match="empty"):
+        mean_class_accuracy([], [])
+    with pytest.raises(ValueError, match="continuous is not supported"):
+        mean_class_accuracy([0.5, 1.5], [0.5, 1.5])
+    with pytest.raises(ValueError, match="multilabel-indicator is not supported"):
+        mean_class_accuracy([[0, 1], [1, 0]], [[0, 1], [1, 0]])
 
 
 def test_mean_auc_averages_columns_and_counts_ties_as_half():
@@ -209,14 +223,6 @@ def test_holidays_query_passed_as_junk_and_missing_positives():
     assert retrieval_ap(["a", "b"], positives=["a", "z"]) == pytest.approx(0.5)
 
 
-def test_retrieval_map_averages_queries():
-    rankings = [["a", "b", "c", "d"], ["q", "x", "p"]]
-    value = retrieval_map(rankings, positives=[["a", "c"], ["p"]], junk=[[], ["q"]])
-    assert value == pytest.approx((19 / 24 + 1 / 4) / 2)
-    with pytest.raises(ValueError, match="one ranking, positive list and junk list per query; got 2, 1 and 2"):
-        retrieval_map(rankings, positives=[["a"]], junk=[[], []])
-
-
 def test_retrieval_ap_rejects_ill_formed_ground_truth():
     with pytest.raises(ValueError, match="no positives"):
         retrieval_ap([1, 2], positives=[])
@@ -224,24 +230,6 @@ def test_retrieval_ap_rejects_ill_formed_ground_truth():
         retrieval_ap([1, 2], positives=[1, 2], junk=[2])
     with pytest.raises(ValueError, match="more than once"):
         retrieval_ap([1, 2, 1], positives=[1])
-
-
-def test_revisited_easy_medium_hard_settings():
-    ranking = ["e1", "h1", "j1", "n1", "e2"]
-    truth = {"easy": ["e1", "e2"], "hard": ["h1"], "junk": ["j1"]}
-    other = {"easy": ["x"], "hard": [], "junk": []}
-    # Easy: hard and junk ignored -> e1 n1 e2 -> 19/24.  Second query: y x -> (0 + 1/2)/2 = 1/4.
-    assert revisited_map([ranking, ["y", "x"]], [truth, other], "easy") == pytest.approx((19 / 24 + 1 / 4) / 2)
-    # Medium: e1 h1 n1 e2 with 3 positives -> 1/3 + 1/3 + (2/3 + 3/4)/2 * 1/3 = 65/72
-    assert revisited_map([ranking], [truth], "medium") == pytest.approx(65 / 72)
-    # Hard: only h1 is positive, easy images ignored -> h1 first -> 1; the query without hard positives is skipped
-    assert revisited_map([ranking, ["y", "x"]], [truth, other], "hard") == 1.0
-    with pytest.raises(ValueError, match="setting must be one of"):
-        revisited_map([ranking], [truth], "extreme")
-    with pytest.raises(ValueError, match=r"lacks \['junk'\]"):
-        revisited_map([ranking], [{"easy": ["e1"], "hard": []}], "easy")
-    with pytest.raises(ValueError, match="no query has a positive in the 'hard' setting"):
-        revisited_map([["y", "x"]], [other], "hard")
 
 
 def test_revisited_precision_at_k_follows_the_official_compute_map():

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from course_utils.normalize import L2Normalizer, PCAWhitening, SignedPower, make_normalizer
+from course_utils.normalize import (
+    L2Normalizer,
+    PCAWhitening,
+    SignedPower,
+    l2_rows,
+    make_normalizer,
+    normalize_features,
+)
 
 
 def correlated_data(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -126,7 +134,7 @@ def test_pca_rejects_constant_data_and_a_different_width_at_transform():
     with pytest.raises(ValueError, match="zero variance"):
         PCAWhitening(n_components=1).fit(np.ones((5, 3)))
     pca = PCAWhitening(n_components=2).fit(correlated_data(30, 4))
-    with pytest.raises(ValueError, match="fitted on 4-d features but got 5-d"):
+    with pytest.raises(ValueError, match="X has 5 features, but PCAWhitening is expecting 4 features as input"):
         pca.transform(np.ones((2, 5)))
 
 
@@ -181,3 +189,38 @@ def test_transformers_clone_and_set_params_inside_a_pipeline():
     assert pipe.get_params()["power__alpha"] == 2  # the original is untouched
     assert copy.fit_transform(np.abs(correlated_data(20, 4))).shape == (20, 1)
     assert repr(SignedPower(alpha=2)) == "SignedPower(alpha=2)"
+
+
+def test_l2_rows_is_the_one_l2_normalisation():
+    rows = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
+    unit = l2_rows(rows)
+    assert unit.dtype == np.float32
+    np.testing.assert_allclose(unit, [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
+    assert np.array_equal(L2Normalizer().fit_transform(rows), unit)
+    views = np.arange(1, 13, dtype=np.float64).reshape(2, 3, 2)  # (images, views, dims): each view on its own
+    np.testing.assert_allclose(np.linalg.norm(l2_rows(views), axis=-1), np.ones((2, 3)))
+
+
+def test_the_retrieval_order_ends_with_a_second_l2():
+    chain = make_normalizer(power=2, order="l2_then_power_then_l2", pca_components=2)
+    assert [name for name, _ in chain.steps] == ["l2_before_pca", "pca_whitening", "l2", "signed_power", "final_l2"]
+    assert [name for name, _ in make_normalizer(order="l2_then_power_then_l2").steps] == ["l2"]  # no power: one L2
+
+
+def test_input_errors_use_scikit_learns_words():
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        L2Normalizer().fit(scipy.sparse.csr_matrix(np.eye(3)))
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        L2Normalizer().fit(np.ones((2, 3), dtype=complex))
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(4, 0\)\) while a minimum of 1 is required"):
+        L2Normalizer().fit(np.ones((4, 0)))
+    assert L2Normalizer().fit_transform(np.array([[3, 4]], dtype=object)).tolist() == [[0.6, 0.8]]
+
+
+def test_normalize_features_is_l2_then_optionally_power_and_l2_again_in_float32():
+    X = np.array([[[3.0, -4.0]], [[1.0, 0.0]]])
+    np.testing.assert_allclose(normalize_features(X), [[[0.6, -0.8]], [[1.0, 0.0]]], rtol=1e-6)
+    assert normalize_features(X).dtype == np.float32 and np.array_equal(normalize_features(X, 1), normalize_features(X))
+    # power 2 on (0.6, -0.8): (0.36, -0.64), of length sqrt(0.36^2 + 0.64^2)
+    length = np.hypot(0.36, 0.64)
+    np.testing.assert_allclose(normalize_features(X, 2)[0, 0], [0.36 / length, -0.64 / length], rtol=1e-6)

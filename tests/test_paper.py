@@ -49,11 +49,11 @@ def test_paper_method_drops_our_qualifier_only():
 
 
 def test_claims_table_pairs_qualified_search_rows_with_their_baseline():
+    from course_utils.claims import claims_markdown
     from course_utils.report import ResultRecord
-    from course_utils.reproduce import _claims
 
     rows = [ResultRecord("ukb", "retrieval", method, "lite0", "N-S score (0-4)", value)
             for method, value in (("CNN", 3.5), ("CNN-ss (16-view jitter)", 3.75), ("CNNaug-ss (16-view jitter)", 3.25))]
-    table = _claims(rows)
+    table = claims_markdown(rows, aug_power=0.5)
     assert "| ukb | lite0 | CNN | 3.50 | CNN-ss (16-view jitter): 3.75 | +0.25 |" in table
     assert "| ukb | lite0 | CNN | 3.50 | CNNaug-ss (16-view jitter): 3.25 | -0.25 |" in table

@@ -66,20 +66,23 @@ def test_paper_views_add_the_augmented_rows_and_the_power_ablation(two_class_fol
 
 def test_best_prior_is_the_papers_named_method_in_our_units():
     from course_utils import reproduce
+    from course_utils.metrics import MEAN_CLASS_ACCURACY, NS_SCORE
 
-    assert reproduce._best_prior("flowers102", "mean class accuracy") == (80.7, "Seg+Dense HOG+Coding+Pooling")
-    value, method = reproduce._best_prior("ukbench2000", "N-S score (0-4)")
+    assert reproduce._best_prior("flowers102", MEAN_CLASS_ACCURACY) == (80.7, "Seg+Dense HOG+Coding+Pooling")
+    value, method = reproduce._best_prior("ukbench2000", NS_SCORE)  # the subset reads the full UKBench's column
     assert method == "CVLAD" and value == pytest.approx(89.3 / 25)  # Table 7 prints percent; N-S = percent / 25
-    assert reproduce._best_prior("demo_classes", "mean class accuracy") == (None, "")
+    assert reproduce._best_prior("demo_classes", MEAN_CLASS_ACCURACY) == (None, "")
+    assert reproduce._best_prior("folder:mine", MEAN_CLASS_ACCURACY) == (None, "")  # a folder has no record
 
 
 def test_claims_table_pairs_baseline_and_augmented_rows_and_is_empty_without_pairs():
-    from course_utils import reproduce
+    from course_utils.claims import claims_markdown
     from course_utils.report import ResultRecord
 
     def record(method, value):
         return ResultRecord("flowers102", "multiclass", method, "efficientnet_lite0", "mean class accuracy", value)
 
-    table = reproduce._claims([record("CNN-SVM", 89.75), record("CNNaug-SVM", 94.85)])
+    table = claims_markdown([record("CNN-SVM", 89.75), record("CNNaug-SVM", 94.85)], aug_power=0.5)
     assert "| flowers102 | efficientnet_lite0 | CNN-SVM | 89.75 | CNNaug-SVM (power 0.5): 94.85 | +5.10 |" in table
-    assert reproduce._claims([record("CNN-SVM", 89.75)]) == ""
+    assert table.startswith("## The paper's two claims, as measured here\n\n| dataset | backbone | baseline |")
+    assert claims_markdown([record("CNN-SVM", 89.75)], aug_power=0.5) == ""

@@ -1,5 +1,5 @@
 """Retrieval: patch pyramid geometry, global/spatial search against hand-computed and brute-force distances,
-chunking, post-processing safeguards, query expansion, evaluation and saved rankings."""
+chunking, post-processing safeguards, query expansion, evaluation and the typed outcome of run_retrieval."""
 
 from __future__ import annotations
 
@@ -10,20 +10,22 @@ import pytest
 from PIL import Image
 
 from course_utils.datasets.base import DatasetRecord, Query
+from course_utils.metrics import NS_SCORE
 from course_utils.retrieval import (
     QueryExpansion,
+    RetrievalOutcome,
     RetrievalPostprocessor,
     SpatialPatches,
+    ViewRecipes,
     crop_square,
     evaluate_retrieval,
     global_distances,
     global_search,
     jitter_distances,
-    load_rankings,
+    junk_images,
     patch_boxes,
     rank,
     run_retrieval,
-    save_rankings,
     spatial_distances,
     square_box,
 )
@@ -285,7 +287,7 @@ def test_postprocessor_clips_pca_dim_with_a_warning():
     ):
         post = RetrievalPostprocessor().fit(train)
     assert post.transform(train).shape == (20, 19)
-    with pytest.raises(ValueError, match="fitted on 64-d features but got 32-d"):
+    with pytest.raises(ValueError, match="X has 32 features, but RetrievalPostprocessor is expecting 64 features"):
         post.transform(np.zeros((2, 32)))
 
 
@@ -313,21 +315,13 @@ def test_average_and_alpha_query_expansion_on_a_hand_example():
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _record(tmp_path, metric: str = "mAP") -> DatasetRecord:
+def _record(tmp_path) -> DatasetRecord:
     paths = [tmp_path / f"img{i}.jpg" for i in range(6)]
     queries = [
         Query(index=0, positives=[2, 4]),  # the query is a database image but not its own positive: ignored
         Query(index=5, positives=[1], junk=[3], name="q5"),  # not in the database
     ]
-    return DatasetRecord(
-        name="toy",
-        task="retrieval",
-        root=tmp_path,
-        paths=paths,
-        queries=queries,
-        database=np.arange(5),
-        metric=metric,
-    )
+    return DatasetRecord("toy", "retrieval", tmp_path, paths, queries=queries, database=np.arange(5))
 
 
 def test_evaluate_retrieval_by_hand(tmp_path):
@@ -338,15 +332,22 @@ def test_evaluate_retrieval_by_hand(tmp_path):
     ap0 = 0.5 * (1 + 1) / 2 + 0.5 * (1 / 2 + 2 / 3) / 2
     # query 5: 3 is junk, then 0 (miss), 1 (hit at position 2)
     ap1 = 1.0 * (0 + 1 / 2) / 2
-    np.testing.assert_allclose(result["ap"], [ap0, ap1])
-    assert result["map"] == pytest.approx((ap0 + ap1) / 2)
-    assert "ns_score" not in result
+    np.testing.assert_allclose(result.ap, [ap0, ap1])
+    assert result.map == pytest.approx((ap0 + ap1) / 2)
+    assert result.ns_score is None and result.ukbench_percent is None and result.precision_at == {}
     distances = np.argsort(ranks, axis=1).astype(float)  # the distances that produce these ranks
-    assert evaluate_retrieval(record, distances)["map"] == pytest.approx(result["map"])
+    assert evaluate_retrieval(record, distances).map == pytest.approx(result.map)
     with pytest.raises(ValueError, match="2 queries but the rankings have shape"):
         evaluate_retrieval(record, ranks=ranks[:1])
     with pytest.raises(ValueError, match="index the searched images"):
         evaluate_retrieval(record, ranks=ranks + 1)
+
+
+def test_junk_images_is_the_junk_list_and_the_query_unless_it_is_a_positive():
+    assert junk_images(Query(index=0, positives=[2, 4])) == {0}  # Holidays: the query image is ignored
+    assert junk_images(Query(index=5, positives=[1], junk=[3])) == {3, 5}
+    assert junk_images(Query(index=0, positives=[0, 1, 2, 3])) == set()  # UKBench: the query counts
+    assert junk_images(Query(index=7, positives=[7], junk=[8])) == {8}  # Oxford: among its own "good" images
 
 
 def test_revisited_queries_without_positives_are_skipped_and_counted_like_compute_map(tmp_path):
@@ -359,16 +360,16 @@ def test_revisited_queries_without_positives_are_skipped_and_counted_like_comput
     # Easy: q0's positives are d0, d2 (d3 hard and d4 junk ignored): 1 0 2 -> hits at positions 2 and 3,
     # AP = (0 + 1/2)/2 * 1/2 + (1/2 + 2/3)/2 * 1/2 = 5/12. q1 has no easy image: skipped, counted, AP NaN.
     easy = evaluate_retrieval(load("roxford5k", root=root, setup="easy"), ranks=ranks)
-    assert easy["map"] == pytest.approx(5 / 12) and easy["n_empty_queries"] == 1 and easy["n_queries"] == 2
-    assert easy["ap"][0] == pytest.approx(5 / 12) and np.isnan(easy["ap"][1])
+    assert easy.map == pytest.approx(5 / 12) and easy.n_empty_queries == 1 and easy.n_queries == 2
+    assert easy.ap[0] == pytest.approx(5 / 12) and np.isnan(easy.ap[1])
     # precision at 1, 5, 10 with k capped at the last positive (position 3): 0, 2/3, 2/3
-    assert (easy["mp@1"], easy["mp@5"], easy["mp@10"]) == pytest.approx((0, 2 / 3, 2 / 3))
-    assert easy["kappas"] == [1, 5, 10] and np.isnan(easy["precision_at"][1]).all()
+    assert list(easy.precision_at) == [1, 5, 10]
+    assert list(easy.precision_at.values()) == pytest.approx([0, 2 / 3, 2 / 3])
     # Medium: q0's positives d0, d2, d3 at positions 2, 3, 4 -> 1/12 + 7/36 + 17/72 = 37/72; q1's d1 comes
     # first once junk d0 is removed -> 1. P@k: q0 0, 3/4, 3/4; q1 1, 1, 1.
     medium = evaluate_retrieval(load("roxford5k", root=root, setup="medium"), ranks=ranks)
-    assert medium["map"] == pytest.approx((37 / 72 + 1) / 2) and medium["n_empty_queries"] == 0
-    assert (medium["mp@1"], medium["mp@5"], medium["mp@10"]) == pytest.approx((1 / 2, 7 / 8, 7 / 8))
+    assert medium.map == pytest.approx((37 / 72 + 1) / 2) and medium.n_empty_queries == 0
+    assert list(medium.precision_at.values()) == pytest.approx([1 / 2, 7 / 8, 7 / 8])
 
 
 def test_queries_without_positives_in_other_sets_and_all_empty(tmp_path):
@@ -377,8 +378,8 @@ def test_queries_without_positives_in_other_sets_and_all_empty(tmp_path):
     ranks = np.array([[0, 2, 1, 4, 3], [3, 0, 1, 2, 4], [0, 1, 2, 3, 4]])
     result = evaluate_retrieval(record, ranks=ranks)
     ap0, ap1 = 0.5 * (1 + 1) / 2 + 0.5 * (1 / 2 + 2 / 3) / 2, 1.0 * (0 + 1 / 2) / 2  # as in the test above
-    assert result["map"] == pytest.approx((ap0 + ap1) / 2) and result["n_empty_queries"] == 1
-    assert "mp@1" not in result  # precision at k belongs to the revisited protocol
+    assert result.map == pytest.approx((ap0 + ap1) / 2) and result.n_empty_queries == 1
+    assert result.precision_at == {}  # precision at k belongs to the revisited protocol
     for query in record.queries:
         query.positives = []
     with pytest.raises(ValueError, match="'toy': none of its 3 queries has a positive; mAP is undefined"):
@@ -394,28 +395,12 @@ def test_ukbench_style_score(tmp_path):
         root=tmp_path,
         paths=paths,
         queries=queries,
-        metric="N-S score: mean number of the 4 group images in the top 4",
+        metric=NS_SCORE,
     )
     ranks = np.array([[0, 1, 4, 2, 3, 5, 6, 7], [5, 4, 6, 7, 0, 1, 2, 3]])
     result = evaluate_retrieval(record, ranks=ranks)
-    assert result["ns_score"] == pytest.approx((3 + 4) / 2)
-    assert result["ukbench_percent"] == pytest.approx(87.5)
-
-
-@pytest.mark.parametrize("suffix", [".npz", ".json"])
-def test_save_and_load_rankings(tmp_path, suffix):
-    record = _record(tmp_path)
-    distances = np.array([[0.0, 0.3, 0.1, 0.9, 0.5], [0.2, 0.4, 0.6, 0.1, 0.8]])
-    path = save_rankings(tmp_path / f"ranks{suffix}", rank(distances), record, distances, top=3)
-    loaded = load_rankings(path)
-    assert loaded["dataset"] == "toy"
-    assert loaded["query_index"].tolist() == [0, 5]
-    assert loaded["ranked_index"].tolist() == [[0, 2, 1], [3, 0, 1]]
-    assert loaded["ranked_path"][1][0] == str(tmp_path / "img3.jpg")
-    np.testing.assert_allclose(loaded["distance"], [[0.0, 0.1, 0.3], [0.1, 0.2, 0.4]])
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
-    with pytest.raises(ValueError, match=r"must end in \.npz or \.json"):
-        save_rankings(tmp_path / "ranks.txt", rank(distances), record)
+    assert result.ns_score == pytest.approx((3 + 4) / 2)
+    assert result.ukbench_percent == pytest.approx(87.5)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -449,15 +434,7 @@ def photo_records(tmp_path_factory):
         Query(index=1, positives=[1], box=(30.0, 5.0, 100.0, 75.0), name="chelsea_face"),  # the cat's head
         Query(index=6, positives=[3], name="rocket_crop"),
     ]
-    record = DatasetRecord(
-        name="photos",
-        task="retrieval",
-        root=root,
-        paths=paths,
-        queries=queries,
-        database=np.arange(6),
-        metric="mAP",
-    )
+    record = DatasetRecord("photos", "retrieval", root, paths, queries=queries, database=np.arange(6))
     other = []
     for name in ["retina", "colorwheel", "clock", "horse", "coins"]:
         _photo(name).save(root / f"other_{name}.jpg", quality=95)
@@ -469,28 +446,31 @@ def photo_records(tmp_path_factory):
 # Small pyramids (2 levels, 5 patches) keep the network's work to a few dozen views; the geometry of the
 # paper's 4/3-level pyramids is tested above on boxes. Extracted features are cached, so later calls reuse
 # earlier ones.
-SMALL = {"layer": "head@gem", "db_levels": 2, "query_levels": 2}
+SMALL = {"layer": "head@gem", "recipes": ViewRecipes(db_levels=2, query_levels=2)}
 
 
 @pytest.mark.slow
-def test_run_retrieval_global_and_spatial_on_photographs(photo_records, lite0, tmp_path):
+def test_run_retrieval_global_and_spatial_on_photographs(photo_records, lite0):
     record, fit_record = photo_records
-    spatial = run_retrieval(record, lite0, "spatial", **SMALL, save_to=tmp_path / "spatial.json")
-    assert spatial["distances"].shape == spatial["ranks"].shape == (2, 6)
-    assert spatial["map"] == 1.0  # both queries find their image first
-    assert load_rankings(spatial["saved_to"])["ranked_index"][:, 0].tolist() == [1, 3]
+    spatial = run_retrieval(record, lite0, "spatial", **SMALL)
+    assert isinstance(spatial, RetrievalOutcome)
+    assert spatial.distances.shape == spatial.ranks.shape == (2, 6)
+    assert spatial.map == 1.0 and spatial.ap.tolist() == [1.0, 1.0]  # both queries find their image first
+    assert spatial.db_index[spatial.ranks[:, 0]].tolist() == [1, 3] and spatial.query_index.tolist() == [1, 6]
+    assert (spatial.dataset, spatial.method, spatial.layer) == ("photos", "spatial", "head@gem")
+    assert set(spatial.seconds) == {"features", "search"} and spatial.ns_score is None
 
     plain = run_retrieval(record, lite0, "global", layer="head@gem")
-    assert plain["map"] == 1.0
+    assert plain.map == 1.0
     expanded = run_retrieval(record, lite0, "global", layer="head@gem", qe=QueryExpansion(k=1))
-    assert expanded["setting"].endswith("+aqe1") and expanded["ranks"][:, 0].tolist() == [1, 3]
+    assert expanded.setting.endswith("+aqe1") and expanded.ranks[:, 0].tolist() == [1, 3]
 
     post = RetrievalPostprocessor(pca_dim=4)
     whitened = run_retrieval(
         record, lite0, "global", layer="head@gem", postprocess=post, fit_record=fit_record
     )
     assert post.n_components_ == 4 and post.fit_dataset_ == "other_photos"
-    assert whitened["ranks"].shape == (2, 6)
+    assert whitened.ranks.shape == (2, 6) and whitened.setting.endswith("global +pca-whiten-power")
     searched_again = DatasetRecord(
         name="photos_db", task="retrieval", root=record.root, paths=record.paths[:6]
     )
@@ -516,13 +496,12 @@ def test_run_retrieval_queries_from_the_database_reuse_its_patches(photo_records
         root=record.root,
         paths=record.paths[:6],
         queries=[Query(index=i, positives=[i]) for i in range(6)],
-        metric="mAP",
     )
-    result = run_retrieval(every_image, lite0, "spatial", **{**SMALL, "query_levels": 1})
+    result = run_retrieval(every_image, lite0, "spatial", **{**SMALL, "recipes": ViewRecipes(2, query_levels=1)})
     # each query's patch (the whole image) is among its own image's 5: distance ~0 (float rounding), found
     # first
-    assert np.diag(result["distances"]).max() < 1e-3
-    assert result["ranks"][:, 0].tolist() == list(range(6))
+    assert np.diag(result.distances).max() < 1e-3
+    assert result.ranks[:, 0].tolist() == list(range(6))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def test_revisited_rows_skip_queries_without_positives_and_carry_mean_precision_
     from course_utils import reproduce
     from course_utils.datasets import load
     from course_utils.metrics import retrieval_ap, revisited_precision_at
-    from course_utils.retrieval import load_rankings
+    from course_utils.retrieval import run_retrieval
 
     root = fx.make_revisited(tmp_path / "data")
     for i, image in enumerate(sorted((root / "jpg").iterdir())):  # photos large enough for the query boxes
@@ -173,7 +173,8 @@ def test_revisited_rows_skip_queries_without_positives_and_carry_mean_precision_
     block = reproduce.retrieval_block(record, "efficientnet_lite0", opts)
     row = block.records[0]
     assert row.method == "CNN" and row.settings["queries_without_positives"] == 1
-    ranked = load_rankings(tmp_path / "out" / "roxford5k_efficientnet_lite0_global.npz")["ranked_index"][0].tolist()
+    search = run_retrieval(record, "efficientnet_lite0", "global", extract_options={"engine": "torch"})
+    ranked = search.db_index[search.ranks[0]].tolist()  # the row's ranking (features from the cache)
     q0 = record.queries[0]  # the only query scored: its AP and precision at 1, 5, 10 are the row's
     assert row.value == round(100 * retrieval_ap(ranked, q0.positives, q0.junk), 2)
     expected = 100 * revisited_precision_at(ranked, q0.positives, q0.junk)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import html
+from dataclasses import fields, replace
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils import classify, widgets
+from course_utils import backbones, classify, notebook, widgets
 from course_utils.datasets.base import DatasetRecord, Query
-from course_utils.retrieval import evaluate_retrieval
+from course_utils.retrieval import RetrievalOutcome, evaluate_retrieval
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 N_CLASSES, TRAIN_PER_CLASS, TEST_PER_CLASS, DIMS = 3, 10, 5, 6
@@ -21,6 +24,39 @@ def _close_figures():
     with matplotlib.rc_context():
         yield
     plt.close("all")
+
+
+# --- prediction explorer -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def untrained_lite0():
+    """The real network with random weights: the explorer's plumbing does not need ImageNet's, and it builds fast."""
+    return backbones.load("efficientnet_lite0", pretrained=False)
+
+
+def test_format_predictions_aligns_probability_name_and_index():
+    text = widgets.format_predictions([(285, "Egyptian cat", 0.7931), (282, "tiger cat", 0.0878)])
+    assert text == " 79.3%  Egyptian cat  [285]\n  8.8%  tiger cat  [282]"
+
+
+def test_prediction_explorer_shows_the_picked_photos_predictions(untrained_lite0):
+    photos = notebook.sample_photos(["chelsea", "coffee"])
+    expected = untrained_lite0.predict(list(photos.values()), topk=3)
+    explorer = widgets.prediction_explorer(untrained_lite0, photos, topk=3)
+    assert explorer.dropdown.options == ("chelsea", "coffee") and explorer.dropdown.value == "chelsea"
+    assert explorer.table.value == f"<pre>{html.escape(widgets.format_predictions(expected[0]))}</pre>"
+    first_photo = bytes(explorer.photo.value)
+    assert first_photo.startswith(PNG_MAGIC)
+    explorer.dropdown.value = "coffee"
+    assert explorer.table.value == f"<pre>{html.escape(widgets.format_predictions(expected[1]))}</pre>"
+    assert bytes(explorer.photo.value).startswith(PNG_MAGIC) and bytes(explorer.photo.value) != first_photo
+    assert explorer.table.value.count("\n") == 2  # topk=3 lines
+
+
+def test_prediction_explorer_needs_a_photo(untrained_lite0):
+    with pytest.raises(ValueError, match="needs at least one photo"):
+        widgets.prediction_explorer(untrained_lite0, {})
 
 
 # --- classifier explorer -----------------------------------------------------------------------------------------
@@ -72,7 +108,7 @@ def test_score_for_is_perfect_on_separable_features_and_chance_on_identical_ones
 def test_views_whole_reads_view_zero_only_and_all_uses_every_view(toy):
     record, features = toy
     assert widgets.ClassifierScores(record, features).score_for("mixed") == pytest.approx(100 / 3)
-    assert widgets.ClassifierScores(record, features, views="all").score_for("mixed") == 100.0
+    assert widgets.ClassifierScores(record, features, use_views="all").score_for("mixed") == 100.0
 
 
 def test_outcomes_are_memoised_and_record_their_setting(toy):
@@ -157,27 +193,29 @@ def searched(tmp_path):
     ranks = np.array([[2, 0, 4, 1, 3, 5], [0, 3, 1, 2, 4, 5]])
     distances = np.tile(np.arange(6, dtype=float) / 10, (2, 1))
     distances = np.take_along_axis(distances, np.argsort(ranks, axis=1), axis=1)  # distance of column = its rank / 10
-    result = {**evaluate_retrieval(record, ranks=ranks), "ranks": ranks, "distances": distances,
-              "db_index": np.arange(6)}
-    return record, result
+    scores = evaluate_retrieval(record, ranks=ranks)
+    outcome = RetrievalOutcome(**{f.name: getattr(scores, f.name) for f in fields(scores)}, ranks=ranks,
+                               distances=distances, layer="toy", seconds={}, dataset=record.name, backbone="none",
+                               method="global", setting="toy", db_index=np.arange(6), query_index=np.array([6, 0]))
+    return record, outcome
 
 
 def test_ranked_results_mark_relevant_junk_and_wrong_like_the_evaluation(searched):
-    record, result = searched
-    assert result["ap"] == pytest.approx([19 / 24, 1 / 4])
-    first = widgets.ranked_results(record, result, 0, top=3)
+    record, outcome = searched
+    assert outcome.ap == pytest.approx([19 / 24, 1 / 4])
+    first = widgets.ranked_results(record, outcome, 0, top=3)
     assert [(i.rank, i.index, i.status) for i in first] == [(1, 2, "relevant"), (2, 0, "wrong"), (3, 4, "relevant")]
     assert [i.distance for i in first] == pytest.approx([0.0, 0.1, 0.2])
     assert first[0].path == record.paths[2]
-    second = widgets.ranked_results(record, result, 1, top=3)
+    second = widgets.ranked_results(record, outcome, 1, top=3)
     assert [(i.index, i.status) for i in second] == [(0, "junk"), (3, "wrong"), (1, "relevant")]
-    assert len(widgets.ranked_results(record, result, 1, top=50)) == 6
-    assert widgets.ranked_results(record, {**result, "distances": None}, 0, top=1)[0].distance is None
+    assert len(widgets.ranked_results(record, outcome, 1, top=50)) == 6
+    assert widgets.ranked_results(record, replace(outcome, distances=None), 0, top=1)[0].distance is None
 
 
 def test_retrieval_explorer_shows_the_default_query_then_follows_the_dropdown(searched):
-    record, result = searched
-    explorer = widgets.retrieval_explorer(record, result, top=3)
+    record, outcome = searched
+    explorer = widgets.retrieval_explorer(record, outcome, top=3)
     assert [label for label, _ in explorer.query.options] == ["0: outside (AP 0.79)", "1: inside (AP 0.25)"]
     assert bytes(explorer.gallery.value).startswith(PNG_MAGIC)
     assert "AP of this query: 0.792" in explorer.table.value and explorer.table.value.count("relevant") == 2
@@ -188,16 +226,17 @@ def test_retrieval_explorer_shows_the_default_query_then_follows_the_dropdown(se
     assert [i.index for i in explorer.ranked_for(1, 2)] == [0, 3]
 
 
-def test_retrieval_explorer_rejects_results_of_another_record(searched):
-    record, result = searched
-    with pytest.raises(ValueError, match=r"result lacks \['db_index'\]"):
-        widgets.retrieval_explorer(record, {"ranks": result["ranks"]})
-    with pytest.raises(ValueError, match=r"shape \(1, 6\), but 'toy_search' has 2 queries"):
-        widgets.ranked_results(record, {**result, "ranks": result["ranks"][:1]}, 0)
+def test_retrieval_explorer_rejects_outcomes_of_another_record(searched):
+    record, outcome = searched
+    scores_only = evaluate_retrieval(record, ranks=outcome.ranks)
+    with pytest.raises(TypeError, match="Got a RetrievalScores without rankings; pass the RetrievalOutcome"):
+        widgets.retrieval_explorer(record, scores_only)
+    with pytest.raises(ValueError, match=r"outcome.ranks has shape \(1, 6\), but 'toy_search' has 2 queries"):
+        widgets.ranked_results(record, replace(outcome, ranks=outcome.ranks[:1]), 0)
     with pytest.raises(IndexError, match="Query 5 does not exist: 'toy_search' has queries 0 to 1"):
-        widgets.retrieval_explorer(record, result, query=5)
+        widgets.retrieval_explorer(record, outcome, query=5)
     with pytest.raises(ValueError, match="top must be at least 1; got 0"):
-        widgets.ranked_results(record, result, 0, top=0)
+        widgets.ranked_results(record, outcome, 0, top=0)
 
 
 # --- retrieval explorer on a folder of photos -------------------------------------------------------------------
@@ -247,6 +286,18 @@ def test_folder_explorer_rejects_bad_choices_with_clear_messages(photo_folder, t
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no images"):
         widgets.folder_explorer(tmp_path / "empty")
+
+
+def test_folder_explorer_takes_an_index_already_built(photo_folder):
+    from course_utils import photo_search
+
+    album, _ = photo_folder
+    index = photo_search.build_index(album, engine="torch", progress=False)
+    explorer = widgets.folder_explorer(index, top=1, progress=False)
+    assert explorer.index is index and [label for label, _ in explorer.query.options][0] == "cat/mirror.jpg"
+    assert explorer.matches_for(0).matches[0].path == album / "cat" / "whole.jpg"
+    with pytest.raises(TypeError, match=r"folder is an index already built; \['engine'\] apply only to a folder"):
+        widgets.folder_explorer(index, engine="torch")
 
 
 def test_figure_png_gives_png_bytes():

@@ -25,32 +25,30 @@ bytes grows by the read, which the consumer's first pass would pay anyway. The l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .. import cli, config, features
 from ..datasets.images import file_digest
+from . import DIM_HELP, add_counts, apply_quick
 
 QUICK = {"images": 500, "views": 4, "dim": 256}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench cache``; every size and count must be at least 1."""
-    parser.add_argument("--images", type=cli.positive_int, default=8189,
-                        help="rows of the entry (default 8189, Flowers-102)")
-    parser.add_argument("--views", type=cli.positive_int, default=16, help="views per image (default 16, the paper's)")
-    parser.add_argument("--dim", type=cli.positive_int, default=1280,
-                        help="feature width (default 1280, EfficientNet-Lite0)")
+    add_counts(parser, {"images": (8189, "rows of the entry (default 8189, Flowers-102)"),
+                        "views": (16, "views per image (default 16, the paper's)"), "dim": (1280, DIM_HELP)}, QUICK)
     parser.add_argument("--image-dir", default=None,
                         help="images to name by content (default: shared oxford_flowers102/jpg, else synthetic)")
     parser.add_argument("--rounds", type=cli.positive_int, default=3,
                         help="timings per figure; the best is kept (default 3)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke-test size: {QUICK['images']} x {QUICK['views']} x {QUICK['dim']}")
 
 
 def _load() -> str:
@@ -106,92 +104,107 @@ def _synthetic_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+def _time_entry(root: Path, shape: tuple[int, int, int], rounds: int) -> dict[str, float]:
+    """Seconds (best of ``rounds``) to open a finished entry, to read it once, to check its CRC-32 the first time
+    and once remembered; the entry is written under ``root`` first."""
+    entry = root / "features" / "entry"
+    _write_entry(entry, shape)
+    view_names = [f"v{i}" for i in range(shape[1])]
+
+    def template() -> features.FeatureSet:
+        return features.FeatureSet({}, [Path(f"{i}.jpg") for i in range(shape[0])], view_names,
+                                   np.ones(shape[0], dtype=bool))
+
+    memo = features._DigestMemo(root)
+
+    def hit(verify: bool, memo: features._DigestMemo = memo) -> np.ndarray:
+        loaded = features._load_entry(entry, template(), {"pool": shape}, memo, verify=verify)
+        assert not isinstance(loaded, str), loaded
+        return loaded["pool"]
+
+    layer_file = entry / "pool.npy"
+    times = {"open": _best(rounds, lambda: hit(False)), "pass": _best(rounds, lambda: _first_pass(hit(False))),
+             "crc": _best(rounds, lambda: file_digest(layer_file, "crc32"))}  # the check, nothing remembered
+    with _settled(0.0):  # the file was just written; as if it had settled
+        hit(True)
+        memo.save()
+        times["memo"] = _best(rounds, lambda: features._DigestMemo(root).digest(layer_file, "crc32"))
+        assert not isinstance(hit(True, features._DigestMemo(root)), str)
+    return times
+
+
+@contextlib.contextmanager
+def _settled(seconds: float) -> Iterator[None]:
+    """``features.DIGEST_SETTLE_SECONDS`` set to ``seconds`` inside the block (``inf``: remember nothing)."""
+    previous = features.DIGEST_SETTLE_SECONDS
+    features.DIGEST_SETTLE_SECONDS = seconds
+    try:
+        yield
+    finally:
+        features.DIGEST_SETTLE_SECONDS = previous
+
+
+def _content_key_images(root: Path, image_dir: str | None, count: int) -> tuple[list[Path], str, bool]:
+    """The images to name by content: ``image_dir``, else the shared Flowers-102 copy, else ``count`` synthetic
+    JPEGs written under ``root``; with a description and whether they are synthetic."""
+    folder = Path(image_dir) if image_dir else None
+    shared = config.shared_data_dir()
+    if folder is None and shared is not None and (shared / "oxford_flowers102" / "jpg").is_dir():
+        folder = shared / "oxford_flowers102" / "jpg"
+    if folder is None:
+        paths = _synthetic_images(root / "images", count)
+        return paths, f"{len(paths)} synthetic JPEGs", True
+    paths = sorted(p for p in folder.iterdir() if p.is_file())
+    return paths, f"{len(paths)} files of {folder}", False
+
+
+def _time_content_keys(root: Path, paths: list[Path], synthetic: bool, rounds: int) -> dict[str, float]:
+    """Seconds (best of ``rounds``) to stat every file, to hash every file and to read the hashes remembered."""
+    times = {"stat": _best(rounds, lambda: [p.stat() for p in paths])}
+    with _settled(float("inf")):  # remember nothing: every round reads every file
+        times["sha"] = _best(rounds, lambda: features._content_digests(paths, "raise",
+                                                                       features._DigestMemo(root / "none")))
+    # synthetic files were just written: as if they had settled
+    with _settled(0.0) if synthetic else contextlib.nullcontext():
+        features._content_digests(paths, "raise", features._DigestMemo(root / "keys"))
+        times["memo_key"] = _best(rounds, lambda: features._content_digests(paths, "raise",
+                                                                            features._DigestMemo(root / "keys")))
+    return times
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
+    apply_quick(args, QUICK)
     shape = (args.images, args.views, args.dim)
     n_bytes = 4 * int(np.prod(shape))
     print(f"bench cache: entry {shape[0]} x {shape[1]} x {shape[2]} float32 = {n_bytes / 1e6:.0f} MB; best of "
           f"{args.rounds}; page cache warm")
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         root = Path(tmp)
-        entry = root / "features" / "entry"
         load_before = _load()
-        _write_entry(entry, shape)
-        view_names = [f"v{i}" for i in range(shape[1])]
+        entry = _time_entry(root, shape, args.rounds)
+        base = entry["open"] + entry["pass"]
+        print(f"  hit, no check (open the memory map)       {entry['open'] * 1e3:9.2f} ms")
+        print(f"  hit + a consumer's first pass (a sum)     {base * 1e3:9.2f} ms   "
+              f"({n_bytes / entry['pass'] / 1e9:.1f} GB/s)")
+        print(f"  CRC-32 check, first time (reads the file) {entry['crc'] * 1e3:9.2f} ms   "
+              f"({n_bytes / entry['crc'] / 1e9:.1f} GB/s) = {100 * entry['crc'] / base:.0f}% of hit + pass")
+        print(f"  CRC-32 check, remembered (stat + memo)    {entry['memo'] * 1e3:9.2f} ms   "
+              f"= {100 * entry['memo'] / base:.2f}% of hit + pass")
+        print(f"  load average before/after: {load_before} / {_load()}")
 
-        def template() -> features.FeatureSet:
-            return features.FeatureSet({}, [Path(f"{i}.jpg") for i in range(shape[0])], view_names,
-                                       np.ones(shape[0], dtype=bool))
-
-        shapes = {"pool": shape}
-        memo = features._DigestMemo(root)
-
-        def hit(verify: bool, memo: features._DigestMemo = memo) -> np.ndarray:
-            loaded = features._load_entry(entry, template(), shapes, memo, verify=verify)
-            assert not isinstance(loaded, str), loaded
-            return loaded["pool"]
-
-        layer_file = entry / "pool.npy"
-        open_s = _best(args.rounds, lambda: hit(False))
-        pass_s = _best(args.rounds, lambda: _first_pass(hit(False)))
-        crc_s = _best(args.rounds, lambda: file_digest(layer_file, "crc32"))  # the check, nothing remembered
-        settle = features.DIGEST_SETTLE_SECONDS
-        features.DIGEST_SETTLE_SECONDS = 0.0  # the file was just written; as if it had settled
-        try:
-            hit(True)
-            memo.save()
-            memo_s = _best(args.rounds, lambda: features._DigestMemo(root).digest(layer_file, "crc32"))
-            assert not isinstance(hit(True, features._DigestMemo(root)), str)
-        finally:
-            features.DIGEST_SETTLE_SECONDS = settle
-        load_after = _load()
-        base = open_s + pass_s
-        print(f"  hit, no check (open the memory map)       {open_s * 1e3:9.2f} ms")
-        print(f"  hit + a consumer's first pass (a sum)     {base * 1e3:9.2f} ms   ({n_bytes / pass_s / 1e9:.1f} GB/s)")
-        print(f"  CRC-32 check, first time (reads the file) {crc_s * 1e3:9.2f} ms   ({n_bytes / crc_s / 1e9:.1f} GB/s) "
-              f"= {100 * crc_s / base:.0f}% of hit + pass")
-        print(f"  CRC-32 check, remembered (stat + memo)    {memo_s * 1e3:9.2f} ms   "
-              f"= {100 * memo_s / base:.2f}% of hit + pass")
-        print(f"  load average before/after: {load_before} / {load_after}")
-
-        image_dir = Path(args.image_dir) if args.image_dir else None
-        shared = config.shared_data_dir()
-        if image_dir is None and shared is not None and (shared / "oxford_flowers102" / "jpg").is_dir():
-            image_dir = shared / "oxford_flowers102" / "jpg"
-        synthetic = image_dir is None
         load_before = _load()
-        if synthetic:
-            paths = _synthetic_images(root / "images", args.images)
-            source = f"{len(paths)} synthetic JPEGs"
-        else:
-            paths = sorted(p for p in image_dir.iterdir() if p.is_file())
-            source = f"{len(paths)} files of {image_dir}"
+        paths, source, synthetic = _content_key_images(root, args.image_dir, args.images)
+        keys = _time_content_keys(root, paths, synthetic, args.rounds)
         total = sum(p.stat().st_size for p in paths)
-        stat_s = _best(args.rounds, lambda: [p.stat() for p in paths])
-        features.DIGEST_SETTLE_SECONDS = float("inf")  # remember nothing: every round reads every file
-        try:
-            sha_s = _best(args.rounds, lambda: features._content_digests(paths, "raise",
-                                                                          features._DigestMemo(root / "none")))
-        finally:
-            features.DIGEST_SETTLE_SECONDS = settle
-        features.DIGEST_SETTLE_SECONDS = 0.0 if synthetic else settle  # synthetic files were just written
-        try:
-            features._content_digests(paths, "raise", features._DigestMemo(root / "keys"))
-            memo_key_s = _best(args.rounds, lambda: features._content_digests(paths, "raise",
-                                                                               features._DigestMemo(root / "keys")))
-        finally:
-            features.DIGEST_SETTLE_SECONDS = settle
-        load_after = _load()
         print(f"content keys: {source}, {total / 1e6:.0f} MB")
-        print(f"  stat per file (the old path + mtime key)  {stat_s * 1e3:9.2f} ms")
-        print(f"  SHA-256 of every file, first time         {sha_s * 1e3:9.2f} ms   ({total / sha_s / 1e6:.0f} MB/s)")
-        print(f"  SHA-256 remembered (stat + memo)          {memo_key_s * 1e3:9.2f} ms")
-        print(f"  load average before/after: {load_before} / {load_after}")
+        print(f"  stat per file (the old path + mtime key)  {keys['stat'] * 1e3:9.2f} ms")
+        print(f"  SHA-256 of every file, first time         {keys['sha'] * 1e3:9.2f} ms   "
+              f"({total / keys['sha'] / 1e6:.0f} MB/s)")
+        print(f"  SHA-256 remembered (stat + memo)          {keys['memo_key'] * 1e3:9.2f} ms")
+        print(f"  load average before/after: {load_before} / {_load()}")
         print("RESULT " + " ".join([
-            f"crc_seconds={crc_s:.4f}", f"crc_vs_hit_and_pass={crc_s / base:.3f}",
-            f"memo_vs_hit_and_pass={memo_s / base:.4f}", f"sha256_seconds={sha_s:.4f}",
-            f"memo_key_seconds={memo_key_s:.4f}", f"stat_seconds={stat_s:.4f}",
+            f"crc_seconds={entry['crc']:.4f}", f"crc_vs_hit_and_pass={entry['crc'] / base:.3f}",
+            f"memo_vs_hit_and_pass={entry['memo'] / base:.4f}", f"sha256_seconds={keys['sha']:.4f}",
+            f"memo_key_seconds={keys['memo_key']:.4f}", f"stat_seconds={keys['stat']:.4f}",
         ]))
     return 0

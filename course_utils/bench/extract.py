@@ -61,11 +61,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import cli
 from ..config import DEFAULT_BACKBONE
+
+if TYPE_CHECKING:
+    from ..augment import ViewSpec
+    from ..backbones import Backbone
+    from ..engines import Engine
 
 VIEWS = {1: "whole", 2: "mirror", 16: "paper16"}
 PHOTO_SIZE = (500, 375)
@@ -160,7 +166,8 @@ def write_big_photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def loader_images_per_second(paths: list[Path], backbone, spec, engine, batch: int, reduce_big_jpegs: bool) -> float:
+def loader_images_per_second(paths: list[Path], backbone: Backbone, spec: ViewSpec, engine: Engine, batch: int,
+                             reduce_big_jpegs: bool) -> float:
     """(g): the pipeline's loader (no worker: the 2-core plan) and ``engine`` on its batches, nothing stored; with or
     without reduced decoding of big JPEGs."""
     import torch
@@ -178,7 +185,7 @@ def loader_images_per_second(paths: list[Path], backbone, spec, engine, batch: i
     return len(paths) / (time.perf_counter() - started)
 
 
-def naive_images_per_second(paths: list[Path], backbone, layer: str, spec) -> float:
+def naive_images_per_second(paths: list[Path], backbone: Backbone, layer: str, spec: ViewSpec) -> float:
     """(a): open, convert, cut views, transform and forward one view at a time, as a first notebook would (on the
     backbone's device: each view goes there, its features come back)."""
     import torch
@@ -195,7 +202,7 @@ def naive_images_per_second(paths: list[Path], backbone, layer: str, spec) -> fl
     return len(paths) / (time.perf_counter() - started)
 
 
-def forward_images_per_second(engine, batch: int, views: int, input_size: int, n_views: int) -> float:
+def forward_images_per_second(engine: Engine, batch: int, views: int, input_size: int, n_views: int) -> float:
     """(c) at one configuration: ``views`` view-forwards on ready random tensors, as images per second."""
     import torch
 
@@ -209,7 +216,7 @@ def forward_images_per_second(engine, batch: int, views: int, input_size: int, n
     return calls * batch / (time.perf_counter() - started) / n_views
 
 
-def decode_images_per_second(paths: list[Path], backbone, spec, workers: int, images_per_batch: int,
+def decode_images_per_second(paths: list[Path], backbone: Backbone, spec: ViewSpec, workers: int, images_per_batch: int,
                              device: str) -> float:
     """(d): the pipeline's own loader (:func:`course_utils.features.view_loader`) iterated with no network: how many
     images a second decoding and view cutting can supply with these workers; the pipeline cannot beat it."""
@@ -252,7 +259,8 @@ def nvjpeg_images_per_second(paths: list[Path], size: int, device: str, limit: i
     return len(encoded) / (time.perf_counter() - started)
 
 
-def pipeline_images_per_second(paths: list[Path], backbone, layer: str, spec, engine: str, cache: Path) -> float:
+def pipeline_images_per_second(paths: list[Path], backbone: Backbone, layer: str, spec: ViewSpec, engine: str,
+                               cache: Path) -> float:
     """(b): :func:`course_utils.features.extract` end to end into the fresh cache folder ``cache``."""
     from .. import features
 
@@ -261,8 +269,100 @@ def pipeline_images_per_second(paths: list[Path], backbone, layer: str, spec, en
     return len(paths) / (time.perf_counter() - started)
 
 
+@dataclasses.dataclass
+class _Engines:
+    """What the rounds measure: the sweep's rows, each engine's best configuration (``finalists``) built on a copy of
+    the network (``bounds``), the naive loop's copy, the INT8 engine (CPU with onnxruntime only) and why it is absent,
+    and the pipeline's engine."""
+
+    rows: list[dict]
+    finalists: dict[str, dict]
+    bounds: dict[str, Engine]
+    naive_backbone: Backbone
+    int8: Engine | None
+    int8_note: str
+    pipeline: Engine | None = None
+
+
+def _build_engines(backbone: Backbone, layer: str, device: str, cores: int, args: argparse.Namespace) -> _Engines:
+    """Sweep every engine, batch size and memory format on ready tensors to find the forward bound's configuration
+    (this also leaves the ONNX export in the cache for the pipeline); each engine's best configuration is measured
+    again in every round. Engines convert their network's memory format in place, so each gets a copy."""
+    from .. import engines
+
+    rows = engines.bench_forward(backbone, [layer], batch_sizes=args.batch_sizes, seconds=args.seconds, threads=cores)
+    print(engines.format_rows(rows))
+    finalists = {row["engine"]: row for row in sorted(rows, key=lambda row: row["images_per_s"])}
+    bounds = {name: engines.make_engine(_copy(backbone), [layer], name, threads=cores,
+                                        channels_last=row["memory_format"] == "channels_last")
+              for name, row in finalists.items()}
+    naive_backbone = _copy(backbone)
+    int8 = None
+    int8_note = "n/a on a GPU" if device.startswith("cuda") else "n/a: onnxruntime is not installed"
+    if not device.startswith("cuda") and "onnxruntime" in bounds:
+        try:
+            int8 = engines.make_engine(_copy(backbone), [layer], engines.INT8, threads=cores)
+            int8_note = int8.reason
+        except Exception as err:  # an optional measurement: report why, keep the rest of the run
+            int8_note = f"not available ({type(err).__name__}: {err})"
+    return _Engines(rows, finalists, bounds, naive_backbone, int8, int8_note)
+
+
+@dataclasses.dataclass
+class _Rounds:
+    """Every round's figure per measurement (``rates``), the candidates for the forward bound with where each comes
+    from, and each engine's best forward rate."""
+
+    rates: dict[str, list[float]]
+    forward_sources: list[tuple[float, str]]
+    per_engine: dict[str, float]
+
+    def listed(self, key: str) -> str:
+        return ", ".join(f"{rate:.2f}" for rate in self.rates[key])
+
+
+def _measure_rounds(args: argparse.Namespace, backbone: Backbone, layer: str, spec: ViewSpec, found: _Engines,
+                    paths: list[Path], big_paths: list[Path], tmp: Path) -> _Rounds:
+    """The measurements, interleaved in rounds; each keeps its best round (other programs' load comes and goes, and
+    interleaving exposes them all to the same conditions)."""
+    rates: dict[str, list[float]] = {key: [] for key in ("forward", "naive", "pipeline", "int8", "fp32", "reduced",
+                                                           "full")}
+    sweep_best = max(found.rows, key=lambda row: row["images_per_s"])
+    rounds = _Rounds(rates, [(sweep_best["images_per_s"] / spec.n_views, f"sweep: {_config(sweep_best)}")],
+                     best_per_engine(found.rows, spec.n_views))  # each engine's best, for ort_vs_torch
+    views = args.images * spec.n_views
+    for attempt in range(args.rounds):
+        for name, engine in found.bounds.items():
+            rate = forward_images_per_second(engine, found.finalists[name]["batch"], views, backbone.input_size,
+                                             spec.n_views)
+            rounds.forward_sources.append((rate, f"round {attempt + 1}: {_config(found.finalists[name])}"))
+            rounds.per_engine[name] = max(rounds.per_engine[name], rate)
+        rates["forward"].append(max(rate for rate, _ in rounds.forward_sources[-len(found.bounds):]))
+        rates["naive"].append(naive_images_per_second(paths[: args.naive_images], found.naive_backbone, layer, spec))
+        rates["pipeline"].append(pipeline_images_per_second(paths, backbone, layer, spec, args.engine,
+                                                            tmp / f"cache{attempt}"))
+        if found.int8 is not None:  # (f): both engines at float32's best batch, one after the other
+            same = found.finalists["onnxruntime"]["batch"]
+            for key, engine in (("int8", found.int8), ("fp32", found.bounds["onnxruntime"])):
+                rates[key].append(forward_images_per_second(engine, same, views, backbone.input_size, spec.n_views))
+        for key, reduce in (("reduced", True), ("full", False)):  # (g)
+            rates[key].append(loader_images_per_second(big_paths, backbone, spec, found.pipeline,
+                                                       found.pipeline.preferred_batch_size, reduce))
+    return rounds
+
+
+def _nvjpeg_note(paths: list[Path], size: int, device: str) -> str | None:
+    """(e) as printed: the rate on a GPU, why it could not run, or ``None`` on a CPU."""
+    if not device.startswith("cuda"):
+        return None
+    try:
+        return f"{nvjpeg_images_per_second(paths, size, device):.2f} images/s"
+    except Exception as err:  # an optional comparison: a torchvision without GPU decoding must not end the run
+        return f"not available ({type(err).__name__}: {err})"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the three measurements and print them, then the RESULT line."""
+    """Run the measurements and print them, then the RESULT line."""
     import torch
 
     from .. import augment, backbones, config, engines, features
@@ -279,93 +379,44 @@ def run(args: argparse.Namespace) -> int:
     print(f"bench extract: {backbone.name} ({'pretrained' if args.pretrained else 'random'} weights), layer {layer}, "
           f"{args.images} JPEG images {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, {spec.n_views} view(s) ({spec.name}), "
           f"{cores} CPU cores, device {_device_name(device)}, torch {torch.__version__}, load average {_load_average()}")
-
-    with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
-        paths = write_photos(Path(tmp) / "images", args.images, args.seed)
-
-        # Sweep every engine, batch size and memory format on ready tensors to find the forward bound's configuration
-        # (this also leaves the ONNX export in the cache for the pipeline).
-        rows = engines.bench_forward(backbone, [layer], batch_sizes=args.batch_sizes, seconds=args.seconds,
-                                     threads=cores)
-        print(engines.format_rows(rows))
-        # Each engine's best configuration is measured again in every round below; the bound is the best figure of
-        # the sweep and the rounds. Engines convert their network's memory format in place, so each gets a copy.
-        finalists = {}
-        for row in sorted(rows, key=lambda row: row["images_per_s"]):
-            finalists[row["engine"]] = row
-        bounds = {name: engines.make_engine(_copy(backbone), [layer], name, threads=cores,
-                                            channels_last=row["memory_format"] == "channels_last")
-                  for name, row in finalists.items()}
-        naive_backbone = _copy(backbone)
-        int8 = None
-        int8_note = "n/a on a GPU" if device.startswith("cuda") else "n/a: onnxruntime is not installed"
-        if not device.startswith("cuda") and "onnxruntime" in bounds:
-            try:
-                int8 = engines.make_engine(_copy(backbone), [layer], engines.INT8, threads=cores)
-                int8_note = int8.reason
-            except Exception as err:  # an optional measurement: report why, keep the rest of the run
-                int8_note = f"not available ({type(err).__name__}: {err})"
-        big_paths = write_big_photos(Path(tmp) / "big", args.big_images)
-        pipeline_engine = engines.make_engine(_copy(backbone), [layer], args.engine, threads=cores)
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as folder:
+        tmp = Path(folder)
+        paths = write_photos(tmp / "images", args.images, args.seed)
+        found = _build_engines(backbone, layer, device, cores, args)
+        big_paths = write_big_photos(tmp / "big", args.big_images)
+        found.pipeline = engines.make_engine(_copy(backbone), [layer], args.engine, threads=cores)
         started = time.perf_counter()
         batch = features.tune_batch_size(backbone, [layer], args.engine)
         print(f"pipeline batch size {batch} views (tune_batch_size: {time.perf_counter() - started:.1f} s, "
               f"measured once per machine and remembered)")
-
-        # The three measurements, interleaved in rounds; each keeps its best round (other programs' load comes and
-        # goes, and interleaving exposes the three to the same conditions).
-        rates: dict[str, list[float]] = {"forward": [], "naive": [], "pipeline": [], "int8": [], "fp32": [],
-                                         "reduced": [], "full": []}
-        sweep_best = max(rows, key=lambda row: row["images_per_s"])
-        forward_sources = [(sweep_best["images_per_s"] / spec.n_views, f"sweep: {_config(sweep_best)}")]
-        per_engine = best_per_engine(rows, spec.n_views)  # each engine's best, for ort_vs_torch
-        for attempt in range(args.rounds):
-            for name, engine in bounds.items():
-                rate = forward_images_per_second(engine, finalists[name]["batch"], args.images * spec.n_views,
-                                                 backbone.input_size, spec.n_views)
-                forward_sources.append((rate, f"round {attempt + 1}: {_config(finalists[name])}"))
-                per_engine[name] = max(per_engine[name], rate)
-            rates["forward"].append(max(rate for rate, _ in forward_sources[-len(bounds):]))
-            rates["naive"].append(naive_images_per_second(paths[: args.naive_images], naive_backbone, layer, spec))
-            rates["pipeline"].append(pipeline_images_per_second(
-                paths, backbone, layer, spec, args.engine, Path(tmp) / f"cache{attempt}"))
-            if int8 is not None:  # (f): both engines at float32's best batch, one after the other
-                same = finalists["onnxruntime"]["batch"]
-                for key, engine in (("int8", int8), ("fp32", bounds["onnxruntime"])):
-                    rates[key].append(forward_images_per_second(engine, same, args.images * spec.n_views,
-                                                                backbone.input_size, spec.n_views))
-            for key, reduce in (("reduced", True), ("full", False)):  # (g)
-                rates[key].append(loader_images_per_second(big_paths, backbone, spec, pipeline_engine,
-                                                           pipeline_engine.preferred_batch_size, reduce))
-        naive, pipeline = max(rates["naive"]), max(rates["pipeline"])
-        forward, forward_source = max(forward_sources)
-        report = _pipeline_in_subprocess(args, Path(tmp) / "images", layer, device, Path(tmp) / "report.json")
+        rounds = _measure_rounds(args, backbone, layer, spec, found, paths, big_paths, tmp)
+        report = _pipeline_in_subprocess(args, tmp / "images", layer, device, tmp / "report.json")
         decoding = max(decode_images_per_second(paths, backbone, spec, report["workers"],
                                                 max(1, report["batch_size"] // spec.n_views), device)
                        for _ in range(args.rounds))
-        nvjpeg = None
-        if device.startswith("cuda"):
-            try:
-                nvjpeg = f"{nvjpeg_images_per_second(paths, backbone.input_size, device):.2f} images/s"
-            except Exception as err:  # an optional comparison: a torchvision without GPU decoding must not end the run
-                nvjpeg = f"not available ({type(err).__name__}: {err})"
+        nvjpeg = _nvjpeg_note(paths, backbone.input_size, device)
+    _print_results(spec.n_views, rounds, found, report, decoding, nvjpeg, len(big_paths))
+    return 0
 
-    def listed(key: str) -> str:
-        return ", ".join(f"{rate:.2f}" for rate in rates[key])
 
-    print(f"(c) forward bound: {forward:.2f} images/s = {forward * spec.n_views:.1f} view-forwards/s "
-          f"({forward_source}; best per round: {listed('forward')})")
-    ratio = engine_ratio(per_engine)
+def _print_results(n_views: int, rounds: _Rounds, found: _Engines, report: dict, decoding: float,
+                   nvjpeg: str | None, n_big: int) -> None:
+    """The measurements (a)-(g) as lines, then the machine-readable RESULT line."""
+    naive, pipeline = max(rounds.rates["naive"]), max(rounds.rates["pipeline"])
+    forward, forward_source = max(rounds.forward_sources)
+    print(f"(c) forward bound: {forward:.2f} images/s = {forward * n_views:.1f} view-forwards/s "
+          f"({forward_source}; best per round: {rounds.listed('forward')})")
+    ratio = engine_ratio(rounds.per_engine)
     ort_vs_torch = "n/a" if ratio is None else f"{ratio:.2f}"
     print("    best forward per engine (sweep and rounds): "
-          + ", ".join(f"{name} {rate:.2f} images/s" for name, rate in sorted(per_engine.items()))
+          + ", ".join(f"{name} {rate:.2f} images/s" for name, rate in sorted(rounds.per_engine.items()))
           + f"; ONNX Runtime against PyTorch eager: {ort_vs_torch}")
-    print(f"(a) naive loop: {naive:.2f} images/s (rounds: {listed('naive')})")
-    print(f"(b) pipeline: {pipeline:.2f} images/s (rounds: {listed('pipeline')}); engine {report['engine']}, "
+    print(f"(a) naive loop: {naive:.2f} images/s (rounds: {rounds.listed('naive')})")
+    print(f"(b) pipeline: {pipeline:.2f} images/s (rounds: {rounds.listed('pipeline')}); engine {report['engine']}, "
           f"batch {report['batch_size']} views, {report['workers']} decoding worker(s), {report['threads']} torch "
           f"thread(s)")
     print(f"(d) decoding alone: {decoding:.2f} images/s (the pipeline's loader with its {report['workers']} "
-          f"worker(s) and nothing else: open, cut {spec.n_views} view(s), resize)")
+          f"worker(s) and nothing else: open, cut {n_views} view(s), resize)")
     if report["workers"] == 0:
         serial = 1 / (1 / forward + 1 / decoding)
         print(f"    decoding and the network take turns in one process: at best 1 / (1/(c) + 1/(d)) = {serial:.2f} "
@@ -376,25 +427,29 @@ def run(args: argparse.Namespace) -> int:
     if nvjpeg is not None:
         print(f"(e) JPEG decoding on the GPU (nvJPEG through torchvision.io.decode_jpeg, batches of "
               f"{NVJPEG_BATCH}, files already in memory, plus the resize): {nvjpeg}")
-    int8_vs_fp32 = "n/a"
-    if rates["int8"]:
-        int8_vs_fp32 = f"{max(rates['int8']) / max(rates['fp32']):.2f}"
-        print(f"(f) INT8 forward: {max(rates['int8']):.2f} images/s against ONNX Runtime float32 "
-              f"{max(rates['fp32']):.2f} at the same batch {finalists['onnxruntime']['batch']} (rounds: "
-              f"{listed('int8')} / {listed('fp32')}): {int8_vs_fp32}x; {int8_note}")
-    else:
-        print(f"(f) INT8 forward: {int8_note}")
-    reduced, full = max(rates["reduced"]), max(rates["full"])
-    print(f"(g) big photos ({len(big_paths)} JPEGs {BIG_PHOTO_SIZE[0]}x{BIG_PHOTO_SIZE[1]}, loader and "
-          f"{pipeline_engine.name} engine): decoded reduced {reduced:.2f} images/s, in full {full:.2f} images/s "
-          f"(rounds: {listed('reduced')} / {listed('full')}): {reduced / full:.2f}x")
+    int8_vs_fp32 = _print_int8(rounds, found)
+    reduced, full = max(rounds.rates["reduced"]), max(rounds.rates["full"])
+    print(f"(g) big photos ({n_big} JPEGs {BIG_PHOTO_SIZE[0]}x{BIG_PHOTO_SIZE[1]}, loader and "
+          f"{found.pipeline.name} engine): decoded reduced {reduced:.2f} images/s, in full {full:.2f} images/s "
+          f"(rounds: {rounds.listed('reduced')} / {rounds.listed('full')}): {reduced / full:.2f}x")
     print(f"peak resident memory of a fresh process extracting these features: {report['peak_rss_mb']:.0f} MB "
           f"(its decoding worker: {report['worker_peak_rss_mb']:.0f} MB, mostly pages shared with its parent); "
           f"load average now {_load_average()}")
     print(f"RESULT pipeline_vs_naive={pipeline / naive:.2f} pipeline_vs_forward={pipeline / forward:.2f} "
           f"ort_vs_torch={ort_vs_torch} int8_vs_fp32={int8_vs_fp32} bigphoto_vs_full={reduced / full:.2f} "
           f"peak_rss_mb={report['peak_rss_mb']:.0f}")
-    return 0
+
+
+def _print_int8(rounds: _Rounds, found: _Engines) -> str:
+    """(f): INT8 against float32 ONNX Runtime at the same batch; returns the ratio as the RESULT line writes it."""
+    if not rounds.rates["int8"]:
+        print(f"(f) INT8 forward: {found.int8_note}")
+        return "n/a"
+    int8, fp32 = max(rounds.rates["int8"]), max(rounds.rates["fp32"])
+    print(f"(f) INT8 forward: {int8:.2f} images/s against ONNX Runtime float32 {fp32:.2f} at the same batch "
+          f"{found.finalists['onnxruntime']['batch']} (rounds: {rounds.listed('int8')} / {rounds.listed('fp32')}): "
+          f"{int8 / fp32:.2f}x; {found.int8_note}")
+    return f"{int8 / fp32:.2f}"
 
 
 def best_per_engine(rows: list[dict], n_views: int) -> dict[str, float]:
@@ -418,7 +473,7 @@ def _config(row: dict) -> str:
     return f"{row['engine']}, batch {row['batch']}, {row['memory_format']}"
 
 
-def _copy(backbone):
+def _copy(backbone: Backbone) -> Backbone:
     """The same backbone with its own copy of the network."""
     return dataclasses.replace(backbone, model=copy.deepcopy(backbone.model))
 

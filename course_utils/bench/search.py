@@ -32,11 +32,14 @@ import argparse
 import resource
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from .. import cli
+from ..normalize import l2_rows
 from ..retrieval.search import plan_chunk, rank, spatial_distances
+from . import DIM_HELP, add_counts, apply_quick
 
 QUICK = {"images": 400, "queries": 8, "dim": 256, "baseline_queries": 2}
 DB_PATCHES, QUERY_PATCHES = 30, 14
@@ -45,11 +48,10 @@ BLOCK = 250  # database images generated per block (the numpy baseline regenerat
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bench search``; every count and size must be above 0."""
-    parser.add_argument("--images", type=cli.positive_int, default=5000,
-                        help="database images (default 5000, Oxford5k's size)")
-    parser.add_argument("--queries", type=cli.positive_int, default=55, help="queries (default 55, Oxford5k's)")
-    parser.add_argument("--dim", type=cli.positive_int, default=1280,
-                        help="feature width (default 1280, EfficientNet-Lite0)")
+    add_counts(parser, {"images": (5000, "database images (default 5000, Oxford5k's size)"),
+                        "queries": (55, "queries (default 55, Oxford5k's)"), "dim": (1280, DIM_HELP),
+                        "baseline_queries": (2, "queries the numpy baseline runs on (its time is extrapolated per "
+                                                "query; default 2)")}, QUICK)
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                         help="database storage: float32 (rankings compared exactly) or float16 (default float32)")
     parser.add_argument("--chunk", type=cli.positive_int, default=None,
@@ -60,11 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="search backend: torch, or faiss (pip install faiss-cpu) (default torch)")
     parser.add_argument("--device", type=cli.device_name, default="cpu",
                         help="device of the torch backend (default cpu)")
-    parser.add_argument("--baseline-queries", type=cli.positive_int, default=2,
-                        help="queries the numpy baseline runs on (its time is extrapolated per query; default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic database (default 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke-test size: {QUICK['images']} images, {QUICK['queries']} queries, {QUICK['dim']}-d")
 
 
 def database_block(seed: int, block: int, n_images: int, dim: int, exact: bool) -> np.ndarray:
@@ -77,7 +75,7 @@ def database_block(seed: int, block: int, n_images: int, dim: int, exact: bool) 
     values = rng.standard_normal((n_images, DB_PATCHES, dim), dtype=np.float32)
     if exact:
         return np.clip(np.round(values * 2), -8, 8) / np.float32(4)
-    return values / np.linalg.norm(values, axis=-1, keepdims=True)
+    return l2_rows(values)
 
 
 def make_database(n_images: int, dim: int, dtype: str, seed: int, exact: bool) -> np.ndarray:
@@ -108,7 +106,7 @@ def make_queries(
             noisy = chosen + np.float32(0.3 / np.sqrt(dim)) * rng.standard_normal(
                 chosen.shape, dtype=np.float32
             )
-            queries[row] = noisy / np.linalg.norm(noisy, axis=-1, keepdims=True)
+            queries[row] = l2_rows(noisy)
     return queries, targets
 
 
@@ -143,12 +141,41 @@ def _agreement(ours: np.ndarray, reference: np.ndarray) -> str:
     )
 
 
+def _timed(work: Callable[[], np.ndarray]) -> tuple[np.ndarray, float, float]:
+    """``work()``'s result, its wall-clock seconds and its CPU seconds (all threads of this process)."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = work()
+    return result, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def _search_ours(args: argparse.Namespace, exact: bool) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Build the database and queries, time our search on them and print it; returns our distances, the queries,
+    the seconds and the peak RSS (MB)."""
+    baseline_mb = _peak_rss_mb()  # Python, numpy, torch and their libraries, before any data
+    database = make_database(args.images, args.dim, args.dtype, args.seed, exact)
+    queries, targets = make_queries(args.queries, args.images, args.dim, args.seed, exact)
+    chunk = args.chunk or plan_chunk(args.queries * QUERY_PATCHES, DB_PATCHES, args.dim, args.memory_mb)
+    print(f"database array: {database.nbytes / 2**20:.0f} MB; {chunk} images per block")
+    options = {"chunk": chunk, "dtype": args.dtype, "backend": args.backend, "device": args.device}
+    spatial_distances(queries[:1], database[: min(chunk, 8)], **options)  # warm-up: thread pools, allocator
+    ours, seconds, cpu = _timed(lambda: spatial_distances(queries, database, **options))
+    peak_mb = _peak_rss_mb()
+    print(
+        f"ours:  {seconds:.2f} s for {args.queries} queries = {args.queries / seconds:.1f} queries/s ({cpu:.1f} s of "
+        f"CPU time); planted image ranked first for {np.mean(rank(ours)[:, 0] == targets):.0%} of queries"
+    )
+    print(
+        f"peak RSS {peak_mb:.0f} MB = {baseline_mb:.0f} MB before any data (Python, torch and their "
+        f"libraries) + {peak_mb - baseline_mb:.0f} MB (database {database.nbytes / 2**20:.0f} MB, queries "
+        "and search blocks)"
+    )
+    return ours, queries, seconds, peak_mb
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
+    apply_quick(args, QUICK)
     exact = args.dtype == "float32"
     n_base = max(1, min(args.baseline_queries, args.queries))
     print(
@@ -156,39 +183,13 @@ def run(args: argparse.Namespace) -> int:
         f"{QUERY_PATCHES} patches, {args.dim}-d, database {args.dtype}, backend {args.backend}, "
         f"device {args.device}, torch threads {torch.get_num_threads()}"
     )
+    print(f"features: {'quarter-step grid (exact float32 arithmetic)' if exact else 'real-valued unit vectors'}")
+    ours, queries, ours_seconds, peak_mb = _search_ours(args, exact)
+    reference, seconds, cpu = _timed(lambda: numpy_distances(queries[:n_base], args.images, args.dim, args.seed,
+                                                             exact))
+    numpy_per_query = seconds / n_base
     print(
-        f"features: {'quarter-step grid (exact float32 arithmetic)' if exact else 'real-valued unit vectors'}"
-    )
-
-    baseline_mb = _peak_rss_mb()  # Python, numpy, torch and their libraries, before any data
-    database = make_database(args.images, args.dim, args.dtype, args.seed, exact)
-    queries, targets = make_queries(args.queries, args.images, args.dim, args.seed, exact)
-    chunk = args.chunk or plan_chunk(args.queries * QUERY_PATCHES, DB_PATCHES, args.dim, args.memory_mb)
-    print(f"database array: {database.nbytes / 2**20:.0f} MB; {chunk} images per block")
-    options = {"chunk": chunk, "dtype": args.dtype, "backend": args.backend, "device": args.device}
-
-    spatial_distances(queries[:1], database[: min(chunk, 8)], **options)  # warm-up: thread pools, allocator
-    start, cpu_start = time.perf_counter(), time.process_time()
-    ours = spatial_distances(queries, database, **options)
-    ours_seconds, ours_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    peak_mb = _peak_rss_mb()
-    found = np.mean(rank(ours)[:, 0] == targets)
-    print(
-        f"ours:  {ours_seconds:.2f} s for {args.queries} queries = {args.queries / ours_seconds:.1f} "
-        f"queries/s ({ours_cpu:.1f} s of CPU time); planted image ranked first for {found:.0%} of queries"
-    )
-    print(
-        f"peak RSS {peak_mb:.0f} MB = {baseline_mb:.0f} MB before any data (Python, torch and their "
-        f"libraries) + {peak_mb - baseline_mb:.0f} MB (database {database.nbytes / 2**20:.0f} MB, queries "
-        "and search blocks)"
-    )
-
-    start, cpu_start = time.perf_counter(), time.process_time()
-    reference = numpy_distances(queries[:n_base], args.images, args.dim, args.seed, exact)
-    numpy_per_query = (time.perf_counter() - start) / n_base
-    numpy_cpu = (time.process_time() - cpu_start) / n_base
-    print(
-        f"numpy: {numpy_per_query:.2f} s per query ({numpy_cpu:.2f} s CPU; measured on {n_base}), estimated "
+        f"numpy: {numpy_per_query:.2f} s per query ({cpu / n_base:.2f} s CPU; measured on {n_base}), estimated "
         f"{numpy_per_query * args.queries:.0f} s for {args.queries} = {1 / numpy_per_query:.2f} queries/s"
     )
     if exact:

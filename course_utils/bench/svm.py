@@ -24,6 +24,7 @@ import numpy as np
 from .. import cli
 from ..classify import LinearSVMClassifier
 from ..metrics import mean_class_accuracy
+from ..normalize import l2_rows
 
 QUICK = {"images": 200, "views": 2}
 LATENT_DIM = 64
@@ -71,8 +72,7 @@ def synthetic_views(
         )
         noise = rng.standard_normal((stop - start, n_views, dim), dtype=np.float32)
         features[start:stop] = views @ projection + np.float32(0.5 / np.sqrt(LATENT_DIM)) * noise
-    features /= np.linalg.norm(features, axis=-1, keepdims=True)
-    return features, labels
+    return l2_rows(features), labels
 
 
 def _time_fit(model: LinearSVMClassifier, X: np.ndarray, y: np.ndarray) -> float:

@@ -18,48 +18,21 @@ import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import specs
+from . import specs, subsets  # noqa: F401 - subsets: cu.datasets.subsets in notebooks, no import needed
 from .base import DatasetMissingError, DatasetRecord, Query
-
-# name -> "module:function" inside this package
-_REGISTRY: dict[str, str] = {
-    # embedded demo sets, built from photographs that ship inside installed packages
-    "demo_retrieval": "demo:demo_retrieval",
-    "demo_classes": "demo:demo_classes",
-    "demo_faces": "demo:demo_faces",
-    # the course's real sets: shared copy, else download (course_utils/datasets/shared.py)
-    "flowers17": "shared:flowers17",
-    "dtd10": "shared:dtd10",
-    "ukbench2000": "shared:ukbench2000",
-    # the paper's benchmarks (official layouts, downloaded by data_scripts/download.py)
-    "voc2007": "voc2007:voc2007",
-    "mit67": "mit67:mit67",
-    "cub200": "cub200:cub200",
-    "flowers102": "flowers102:flowers102",
-    "uiuc_apascal": "uiuc_attributes:uiuc_apascal",
-    "uiuc_ayahoo": "uiuc_attributes:uiuc_ayahoo",
-    "h3d": "h3d:h3d",
-    "oxford5k": "oxford_paris:oxford5k",
-    "paris6k": "oxford_paris:paris6k",
-    "roxford5k": "oxford_paris:roxford5k",
-    "rparis6k": "oxford_paris:rparis6k",
-    "holidays": "holidays:holidays",
-    "ukbench": "ukbench:ukbench",
-    "sculptures6k": "sculptures:sculptures6k",
-}
 
 
 def available() -> list[str]:
-    """Names that :func:`load` accepts (plus ``folder:PATH``)."""
-    return sorted(_REGISTRY)
+    """Names that :func:`load` accepts (plus ``folder:PATH``): one per :data:`specs.SPECS` record."""
+    return sorted(specs.SPECS)
 
 
 def loader(name: str) -> Callable[..., DatasetRecord]:
-    """The loader function registered as ``name``."""
-    if name not in _REGISTRY:
+    """The loader function of dataset ``name``: its spec's ``loader`` (``"module:function"`` in this package)."""
+    if name not in specs.SPECS:
         raise KeyError(f"Unknown dataset {name!r}. Known: {', '.join(available())}, or folder:PATH, "
                        "retrieval-folder:PATH.")
-    module, func = _REGISTRY[name].split(":")
+    module, func = specs.SPECS[name].loader.split(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), func)
 
 

@@ -1,7 +1,8 @@
 """The one record every dataset loader returns, whatever the benchmark.
 
 A loader reads a dataset's official files and fills a :class:`DatasetRecord`; everything downstream (feature
-extraction, SVMs, retrieval, metrics, reports) reads only this record. So a new benchmark is one loader, nothing else.
+extraction, SVMs, retrieval, metrics, reports) reads only this record and the dataset's spec (``specs.py``). So a new
+benchmark is one loader and its spec, nothing else.
 
 Conventions
 -----------
@@ -28,8 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import metrics
+from ..metrics import Metric
+
 TASKS = ("multiclass", "multilabel", "attributes", "retrieval")
 SOURCES = ("shared", "downloaded", "embedded", "")
+# The measure a record of each task is scored with unless its loader names another (attribute sets scored by AUC,
+# such as UIUC, pass ``metrics.MEAN_AUC``).
+DEFAULT_METRICS: dict[str, Metric] = {
+    "multiclass": metrics.MEAN_CLASS_ACCURACY,
+    "multilabel": metrics.VOC07_MAP,
+    "attributes": metrics.VOC07_MAP,
+    "retrieval": metrics.RETRIEVAL_MAP,
+}
 
 
 @dataclass
@@ -58,7 +70,7 @@ class DatasetRecord:
     difficult: np.ndarray | None = None
     queries: list[Query] = field(default_factory=list)
     database: np.ndarray | None = None  # retrieval: indices of the searched images (default: all)
-    metric: str = ""
+    metric: Metric | None = None  # how the benchmark is scored; None: the task's (DEFAULT_METRICS)
     protocol: str = ""
     paper_table: str = ""
     source: str = ""  # one of SOURCES: where the files came from
@@ -68,6 +80,11 @@ class DatasetRecord:
             raise ValueError(f"Dataset {self.name!r}: task {self.task!r} is not one of {TASKS}.")
         if self.source not in SOURCES:
             raise ValueError(f"Dataset {self.name!r}: source {self.source!r} is not one of {SOURCES}.")
+        if self.metric is None:
+            self.metric = DEFAULT_METRICS[self.task]
+        if not isinstance(self.metric, Metric):
+            raise TypeError(f"Dataset {self.name!r}: metric must be a course_utils.metrics.Metric (e.g. "
+                            f"metrics.MEAN_AUC), not {self.metric!r}; the text of each is its .label.")
         self.paths = [Path(p) for p in self.paths]
         n = len(self.paths)
         if self.split is None:

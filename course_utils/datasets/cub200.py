@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 NAME = "cub200"
 FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt", "classes.txt")
@@ -64,7 +64,7 @@ def cub200(root: str | Path | None = None) -> DatasetRecord:
         class_names=[classes[k][0].split(".", 1)[-1] for k in sorted(classes)],
         split=np.array(["train" if is_train[i][0] == "1" else "test" for i in ids]),
         boxes=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
-        metric="mean per-class accuracy",
+        metric=get(NAME).metric,
         protocol="official train_test_split.txt; crop to the bird box enlarged to 150% at train and test time",
         paper_table="Table 3",
     )

@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from .. import config
+from . import specs
 from .base import DatasetRecord, Query
 from .images import resize_longer_side, save_image, sha256_file, to_rgb_image
 
@@ -442,7 +443,7 @@ def demo_retrieval() -> DatasetRecord:
     return DatasetRecord(
         name="demo_retrieval", task="retrieval", root=root, paths=[root / row["path"] for row in rows],
         split=np.array([row["split"] for row in rows]), queries=queries,
-        database=np.array([i for i, row in enumerate(rows) if row["split"] == "db"]), metric="mAP",
+        database=np.array([i for i, row in enumerate(rows) if row["split"] == "db"]), metric=specs.get("demo_retrieval").metric,
         protocol="Holidays-style: each query is a transformed copy of one database photograph (crop, "
                  "rescale, 90-degree rotation, colour shift, JPEG re-compression, occlusion or a small "
                  "crop); positives are that photograph's database images; queries are not in the "
@@ -509,7 +510,7 @@ def demo_classes() -> DatasetRecord:
     return DatasetRecord(
         name="demo_classes", task="multiclass", root=root, paths=[root / row["path"] for row in rows],
         labels=np.array([int(row["label"]) for row in rows]), class_names=list(_CLASS_PHOTOS),
-        split=np.array([row["split"] for row in rows]), metric="mean per-class accuracy",
+        split=np.array([row["split"] for row in rows]), metric=specs.get("demo_classes").metric,
         protocol="fixed split: training crops from the left two thirds of each source photograph, test crops "
                  "from its right third; random crop size, flips, contrast/colour jitter and 25% grayscale.",
         paper_table="Tables 1-4 (classification), as a small offline stand-in",
@@ -551,7 +552,7 @@ def demo_faces() -> DatasetRecord:
     return DatasetRecord(
         name="demo_faces", task="attributes", root=root, paths=[root / row["path"] for row in rows],
         labels=np.array([[int(row["face"])] for row in rows]), class_names=["face"],
-        split=np.array([row["split"] for row in rows]), metric="AUC of the attribute (mean AUC)",
+        split=np.array([row["split"] for row in rows]), metric=specs.get("demo_faces").metric,
         protocol="scikit-image's LFW subset: 100 faces and 100 non-face patches; seeded stratified split, "
                  "30 test images of each kind.",
         paper_table="Tables 5-6 (attributes), as a small offline stand-in",

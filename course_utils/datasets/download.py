@@ -55,7 +55,17 @@ from tqdm.auto import tqdm
 
 from .. import config
 from .images import atomic_path
-from .specs import DOWNLOADS, SPECS, Artifact, CountCheck, DatasetSpec, downloaded_copy, marker, shared_copy
+from .specs import (
+    DOWNLOADS,
+    SPECS,
+    Artifact,
+    CountCheck,
+    DatasetSpec,
+    downloaded_copy,
+    in_profile,
+    marker,
+    shared_copy,
+)
 
 USER_AGENT = "off-the-shelf-course/0.1 (+dataset downloader; python urllib)"
 CHUNK_SIZE = 1 << 20
@@ -69,8 +79,9 @@ DEFAULT_READ_TIMEOUT = 30.0  # seconds without a byte (waiting for the answer, o
 EXPANSION_MARGIN = 3.0
 EXPANSION_RATIO = 20
 EXPANSION_FLOOR = 16 << 20
-# The real sets the notebooks use, fetched by ``download.py course``; OPTIONAL_COURSE_SETS are used when present.
-COURSE_SETS = ("flowers17", "dtd10", "ukbench2000")
+# The real sets the notebooks use, fetched by ``download.py course``: the demo profile's downloadable sets (their
+# records' ``profiles``); OPTIONAL_COURSE_SETS are used when present.
+COURSE_SETS = tuple(name for name in in_profile("demo") if SPECS[name].kind != "builtin")
 OPTIONAL_COURSE_SETS = ("flowers102",)
 
 Log = Callable[[str], None]
@@ -219,49 +230,62 @@ def download_file(
     part = dest.with_name(dest.name + ".part")
     limits = timeouts(connect_timeout, read_timeout)
     failures = 0
-    while True:
-        start = part.stat().st_size if part.exists() else 0
-        try:
-            response = _open(url, start, limits)
-        except urllib.error.HTTPError as err:
-            if err.code == 416 and start > 0:  # Range not satisfiable: usually the .part is already complete
-                total = _size_from_416(err)
-                if total == start:
-                    os.replace(part, dest)
-                    return dest
-                part.unlink()  # a stale .part longer than the file: start again
-                continue
-            raise
-        with response:
-            if start > 0 and getattr(response, "status", 200) != 206:  # the server ignored Range: start again
-                start = 0
-            total = _total_size(response, start)
-            try:
-                cut = _copy_stream(response, part, start, total, dest.name, progress)
-            except TimeoutError as err:
-                size = part.stat().st_size
-                raise DownloadError(
-                    f"the server stopped sending: nothing for {limits.read:g} s after {size:,} of "
-                    f"{f'{total:,}' if total else '?'} bytes. The bytes received are kept in {part} and the next "
-                    "run resumes from there."
-                ) from err
-        size = part.stat().st_size
-        if cut is None and total is not None and size < total:
-            cut = "the stream ended early"
-        if cut is not None:
-            failures += 1
-            if failures > retries:
-                raise DownloadError(
-                    f"The download of {url} was cut off {failures} times (last: {cut}); {size} of {total or '?'} "
-                    f"bytes are kept in {part} and the next run resumes from there."
-                )
-            time.sleep(retry_wait)
+    while not (attempt := _attempt(url, part, limits, dest.name, progress)).complete:
+        if attempt.restart:
             continue
-        if total is not None and size > total:
-            part.unlink()
-            raise DownloadError(f"{url} sent {size} bytes for a {total}-byte file; the partial file was deleted.")
-        os.replace(part, dest)
-        return dest
+        failures += 1
+        if failures > retries:
+            raise DownloadError(
+                f"The download of {url} was cut off {failures} times (last: {attempt.cut}); {part.stat().st_size} of "
+                f"{attempt.total or '?'} bytes are kept in {part} and the next run resumes from there."
+            )
+        time.sleep(retry_wait)
+    size = part.stat().st_size
+    if attempt.total is not None and size > attempt.total:
+        part.unlink()
+        raise DownloadError(f"{url} sent {size} bytes for a {attempt.total}-byte file; the partial file was deleted.")
+    os.replace(part, dest)
+    return dest
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What one connection of :func:`download_file` achieved: the ``.part`` is ``complete``, or the connection was
+    cut (``cut`` says how), or a stale ``.part`` was deleted and the download must ``restart`` at once."""
+
+    total: int | None = None  # the file's size in bytes, when the server said
+    cut: str | None = None
+    complete: bool = False
+    restart: bool = False
+
+
+def _attempt(url: str, part: Path, limits: Timeouts, label: str, progress: bool) -> _Attempt:
+    """One connection: resume ``part`` from its size (or from 0 when the server ignores Range) and copy the body."""
+    start = part.stat().st_size if part.exists() else 0
+    try:
+        response = _open(url, start, limits)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and start > 0:  # Range not satisfiable: usually the .part is already complete
+            if _size_from_416(err) == start:
+                return _Attempt(total=start, complete=True)
+            part.unlink()  # a stale .part longer than the file: start again
+            return _Attempt(restart=True)
+        raise
+    with response:
+        if start > 0 and getattr(response, "status", 200) != 206:  # the server ignored Range: start again
+            start = 0
+        total = _total_size(response, start)
+        try:
+            cut = _copy_stream(response, part, start, total, label, progress)
+        except TimeoutError as err:
+            raise DownloadError(
+                f"the server stopped sending: nothing for {limits.read:g} s after {part.stat().st_size:,} of "
+                f"{f'{total:,}' if total else '?'} bytes. The bytes received are kept in {part} and the next "
+                "run resumes from there."
+            ) from err
+    if cut is None and total is not None and part.stat().st_size < total:
+        cut = "the stream ended early"
+    return _Attempt(total=total, cut=cut, complete=cut is None)
 
 
 def _copy_stream(response, part: Path, start: int, total: int | None, label: str, progress: bool) -> str | None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import specs
 from .base import DatasetMissingError, DatasetRecord
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 NAME = "flowers102"
 SPLITS = {"trnid": "train", "valid": "val", "tstid": "test"}
@@ -91,7 +91,7 @@ def flowers102(root: str | Path | None = None) -> DatasetRecord:
     require(NAME, root, *paths)
     return DatasetRecord(
         name=NAME, task="multiclass", root=root, paths=paths, labels=labels - 1, class_names=_class_names(root),
-        split=split.astype(str), metric="mean per-class accuracy",
+        split=split.astype(str), metric=get(NAME).metric,
         protocol="official setid.mat split; train on train+val, test on test; whole images, no segmentation",
         paper_table="Table 4",
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import metrics
 from .base import DatasetRecord, Query
 from .images import IMAGE_EXTENSIONS, atomic_path, is_image_file, printable
 
@@ -141,7 +142,7 @@ def image_folder(path: str | Path, seed: int = 0) -> DatasetRecord:
         protocol = f"seeded (seed={seed}) stratified split: a third of each class to test"
     return DatasetRecord(
         name=f"folder:{root.name}", task="multiclass", root=root, paths=paths, labels=labels,
-        class_names=[printable(name) for name in classes], split=split, metric="mean per-class accuracy",
+        class_names=[printable(name) for name in classes], split=split, metric=metrics.MEAN_CLASS_ACCURACY,
         protocol=protocol,
     )
 
@@ -234,7 +235,7 @@ def retrieval_folder(path: str | Path, exclude: Iterable[str | os.PathLike] = ()
         protocol += f"; every group holds {NS_GROUP_SIZE} images: N-S score too (query counted, as in UKBench)"
     return DatasetRecord(
         name=f"{RETRIEVAL_PREFIX}{root.name}", task="retrieval", root=root, paths=paths, queries=queries,
-        database=np.arange(len(paths)), metric="mAP (query excluded from its own ranking)",
+        database=np.arange(len(paths)), metric=metrics.RETRIEVAL_MAP,
         protocol="; ".join([protocol, *notes]),
     )
 

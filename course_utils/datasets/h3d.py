@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 NAME = "h3d"
 ATTRIBUTES = ("male", "long hair", "glasses", "hat", "t-shirt", "long sleeves", "shorts", "jeans", "long pants")
@@ -71,7 +71,7 @@ def h3d(root: str | Path | None = None) -> DatasetRecord:
         name=NAME, task="attributes", root=root, paths=paths,
         labels=(flags == 1).astype(int), difficult=flags == 0, class_names=list(ATTRIBUTES),
         boxes=np.vstack([train[1], test[1]]), split=np.array(["train"] * len(train[0]) + ["test"] * len(test[0])),
-        metric="AP per attribute (unknown ignored) and mAP",
+        metric=get(NAME).metric,
         protocol="train on train, test on test; person box enlarged to 150%; unknown (0) ignored",
         paper_table="Table 6",
     )

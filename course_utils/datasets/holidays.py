@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 
 from .base import DatasetMissingError, DatasetRecord, Query
 from .images import atomic_path
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 NAME = "holidays"
 _TRANSPOSE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
@@ -71,7 +71,7 @@ def holidays(root: str | Path | None = None, rotated: bool = False) -> DatasetRe
                              positives=[position[m] for m in members[1:]]))
     return DatasetRecord(
         name=NAME, task="retrieval", root=root, paths=[files[i] for i in ids], queries=queries,
-        database=np.arange(len(ids)), metric="mAP (query excluded from its own ranking)",
+        database=np.arange(len(ids)), metric=get(NAME).metric,
         protocol="first image of each group is the query; its group are the positives; query passed as junk"
         + ("; manually re-oriented images (not the paper's setting)" if rotated else ""),
         paper_table="Table 7",

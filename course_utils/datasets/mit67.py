@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 NAME = "mit67"
 
@@ -46,6 +46,6 @@ def mit67(root: str | Path | None = None) -> DatasetRecord:
         name=NAME, task="multiclass", root=root, paths=paths,
         labels=np.array([index[e.split("/")[0]] for e in entries]), class_names=class_names,
         split=np.array(["train"] * len(train) + ["test"] * len(test)),
-        metric="mean per-class accuracy", protocol="official TrainImages.txt / TestImages.txt split; whole images",
+        metric=get(NAME).metric, protocol="official TrainImages.txt / TestImages.txt split; whole images",
         paper_table="Table 2",
     )

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord, Query
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 PARIS_CORRUPT = frozenset({
     "paris_louvre_000136", "paris_louvre_000146", "paris_moulinrouge_000422", "paris_museedorsay_001059",
@@ -150,7 +150,7 @@ def _original(name: str, root: str | Path | None, drop: frozenset[str], paper_ta
         ))
     return DatasetRecord(
         name=name, task="retrieval", root=root, paths=[index[n] for n in names], queries=queries,
-        database=np.arange(len(names)), metric="mAP (positives good+ok, junk ignored)",
+        database=np.arange(len(names)), metric=get(name).metric,
         protocol="55 queries with query boxes; positives good+ok; junk ignored; query image stays in the database",
         paper_table=paper_table,
     )
@@ -188,7 +188,7 @@ def _revisited(name: str, root: str | Path | None, setup: str, drop: frozenset[s
     return DatasetRecord(
         name=name, task="retrieval", root=root, paths=[index[n] for n in imlist + qimlist],
         queries=queries, database=np.arange(n_db),
-        metric=f"mAP, {setup} setup", paper_table="not in the paper (revisited ground truth, 2018)",
+        metric=get(name).metric, paper_table="not in the paper (revisited ground truth, 2018)",
         protocol=f"revisited {setup}: queries outside the database, query boxes used",
     )
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord, Query
 from .oxford_paris import read_oxford_gt
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 NAME = "sculptures6k"
 SPLITS = ("train", "test")
@@ -104,6 +104,6 @@ def sculptures6k(root: str | Path | None = None, split: str = "test") -> Dataset
         ))
     return DatasetRecord(
         name=NAME, task="retrieval", root=root, paths=paths, split=np.array(halves), queries=queries,
-        database=np.flatnonzero(in_db), metric="mAP (positives good+ok, junk ignored)",
+        database=np.flatnonzero(in_db), metric=get(NAME).metric,
         protocol=f"search the {split} half with its queries; spatial search (Sec. 4.2)", paper_table="Table 7",
     )

@@ -170,7 +170,7 @@ def flowers17(root: str | Path | None = None, split: str = "course") -> DatasetR
         protocol = f"official datasplits.mat, split {split[-1]} (40 train / 20 val / 20 test per class); whole images"
     return DatasetRecord(
         name=name, task="multiclass", root=root, paths=[root / p for p in paths], labels=labels,
-        class_names=class_names, split=assignment, metric="mean per-class accuracy", protocol=protocol,
+        class_names=class_names, split=assignment, metric=get(name).metric, protocol=protocol,
         paper_table="none (sibling of Table 4's Flowers-102)", source=found.source,
     )
 
@@ -212,7 +212,7 @@ def dtd10(root: str | Path | None = None, seed: int = DTD_SEED) -> DatasetRecord
         require(name, root, "images", *paths)
     return DatasetRecord(
         name=name, task="multiclass", root=root, paths=[root / p for p in paths], labels=labels,
-        class_names=class_names, split=dtd_split(labels, paths, seed), metric="mean per-class accuracy",
+        class_names=class_names, split=dtd_split(labels, paths, seed), metric=get(name).metric,
         protocol=f"DTD's 10 alphabetically first classes; seeded (seed={seed}) 40 train / 40 val / 40 test per "
                  "class, like DTD's own splits (not its official split files); train on train+val, test on test",
         paper_table="none (not one of the paper's benchmarks)", source=found.source,
@@ -234,7 +234,7 @@ def ukbench2000(root: str | Path | None = None) -> DatasetRecord:
                          f"{SPLITS_DIR / name / 'images.txt'}.")
     return DatasetRecord(
         name=name, task="retrieval", root=found.root, paths=whole.paths[:n], queries=whole.queries[:n],
-        database=np.arange(n), metric=whole.metric,
+        database=np.arange(n), metric=get(name).metric,
         protocol=whole.protocol if len(whole) == n else f"{whole.protocol}; the first {n:,} images of the full set",
         paper_table=whole.paper_table, source=found.source,
     )

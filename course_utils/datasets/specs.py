@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import config
+from .. import config, metrics
+from ..metrics import Metric
 from .base import DatasetMissingError
 
 DOWNLOADS = "downloads"  # sub-folder of a dataset folder holding archives, .part files and .done markers
@@ -63,10 +64,50 @@ class CountCheck:
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """Everything the course knows about one benchmark, in one place."""
+class Figure1Bar:
+    """Where a benchmark stands in the paper's Figure 1: its bar group's ``label`` and ``position`` (0 = first)."""
+
+    position: int
+    label: str
+
+
+@dataclass(frozen=True)
+class PaperEntry:
+    """How the paper reports a benchmark: the name its tables use, and what the course reads from them.
+
+    ``name`` is the paper's dataset whose column our numbers are compared with (``ukbench`` for the course's
+    ``ukbench2000`` subset); ``C`` the SVM cost the paper used (``None``: not given, so cross-validated);
+    ``metric`` which of the paper's measures matches ours where it prints several (UIUC: ``"mAUC"``);
+    ``best_prior`` the earlier method the paper marks as the best (bold in Tables 2-4, Figure 1's "SoTA" bars;
+    ``None``: the top baseline of the table); ``figure1`` its bar group in Figure 1.
+    """
 
     name: str
+    C: float | None = None
+    metric: str | None = None
+    best_prior: str | None = None
+    figure1: Figure1Bar | None = None
+
+
+SEARCHES = ("spatial", "jitter")  # the paper's two CNN-ss searches: square patches, or the 16 classification views
+TASK_GROUPS = ("classification", "attributes", "retrieval")  # what ``reproduce --tasks`` selects
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the course knows about one benchmark, in one place.
+
+    Download and documentation facts (free text, printed by ``docs/datasets.md`` and the download tool) come first;
+    then the typed facts code reads: ``metric`` (how it is scored; ``scoring`` is that in words), ``task_group``
+    (which ``reproduce --tasks`` group runs it), ``paper`` (how the paper reports it), ``search`` (retrieval: the
+    paper's CNN-ss search, with ``extra_search`` shown as an ablation row), ``whitening_source`` (where CNNaug-ss
+    learns its PCA-whitening: another dataset, never the searched one, docs/paper.md section 8), ``profiles``
+    (the ``reproduce`` profiles that run it, in the order of this table), ``subset_note`` and ``shared_copy_note``
+    (how the course's data differs from the paper's benchmark, for the report's data column).
+    """
+
+    name: str
+    loader: str  # "module:function" of its loader in course_utils.datasets
     title: str
     task: str
     kind: str  # "download" (automatic), "manual" (instructions only), "builtin" (embedded demo set)
@@ -75,8 +116,17 @@ class DatasetSpec:
     size_on_disk: str
     license: str
     protocol: str
-    metric: str
+    scoring: str
     paper_table: str
+    metric: Metric
+    task_group: str = "classification"
+    paper: PaperEntry | None = None
+    search: str | None = None
+    extra_search: str | None = None
+    whitening_source: str | None = None
+    profiles: tuple[str, ...] = ()
+    subset_note: str = ""
+    shared_copy_note: str = ""
     homepage: str = ""
     artifacts: tuple[Artifact, ...] = ()
     checks: tuple[CountCheck, ...] = ()
@@ -84,6 +134,16 @@ class DatasetSpec:
     manual: str = ""  # what to do by hand when there is no working direct link
     shared_copy: str = ""  # folder in the shared data folder; used first when present (see locate)
     citation: str = ""
+
+    def __post_init__(self) -> None:
+        problems = [f"{what} {value!r} is not one of {allowed}" for what, value, allowed in (
+            ("task_group", self.task_group, TASK_GROUPS),
+            ("search", self.search, (None, *SEARCHES)), ("extra_search", self.extra_search, (None, *SEARCHES)),
+        ) if value not in allowed]
+        problems += [f"profile {p!r} is not one of {tuple(config.PROFILES)}" for p in self.profiles
+                     if p not in config.PROFILES]
+        if problems:
+            raise ValueError(f"Dataset spec {self.name!r}: " + "; ".join(problems) + ".")
 
     @property
     def download_command(self) -> str:
@@ -167,12 +227,14 @@ _VGG_FLOWERS17 = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17"
 
 _UIUC_COMMON = dict(
     task="attributes",
+    metric=metrics.MEAN_AUC,
+    task_group="attributes",
     kind="download",
     folder="uiuc_attributes",
     size_on_disk="about 1.9 GB (VOC 2008 trainval 0.55 GB + aYahoo images + annotations)",
     license="Annotations: research use, cite Farhadi et al.; aPascal images: PASCAL VOC 2008 terms; aYahoo images: "
     "collected from Yahoo image search, research use only.",
-    metric="AUC per attribute and its mean (mAUC); Table 5's 'within' and 'across categories' AUCs.",
+    scoring="AUC per attribute and its mean (mAUC); Table 5's 'within' and 'across categories' AUCs.",
     paper_table="Table 5 (UIUC 64 object attributes)",
     homepage="https://vision.cs.uiuc.edu/attributes/",
     citation="A. Farhadi, I. Endres, D. Hoiem, D. Forsyth, 'Describing Objects by their Attributes', CVPR 2009.",
@@ -183,6 +245,9 @@ _UIUC_COMMON = dict(
 _SPECS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
         name="voc2007",
+        loader="voc2007:voc2007",
+        metric=metrics.VOC07_MAP, profiles=("full",),
+        paper=PaperEntry("voc2007", C=0.2, best_prior="AGS", figure1=Figure1Bar(0, "Objects (VOC07)")),
         title="Pascal VOC 2007",
         task="multi-label object classification, 20 classes",
         kind="download",
@@ -191,7 +256,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         size_on_disk="0.9 GB",
         license=VOC_TERMS,
         protocol="Train on trainval, test on test; whole images (boxes not used); 'difficult' (0) entries ignored.",
-        metric="11-point interpolated AP per class (VOC 2007 criterion) and mAP.",
+        scoring="11-point interpolated AP per class (VOC 2007 criterion) and mAP.",
         paper_table="Table 1",
         homepage="http://host.robots.ox.ac.uk/pascal/VOC/voc2007/",
         artifacts=(_VOC2007_TRAINVAL, _VOC2007_TEST),
@@ -206,6 +271,9 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="mit67",
+        loader="mit67:mit67",
+        metric=metrics.MEAN_CLASS_ACCURACY, profiles=("full",),
+        paper=PaperEntry("mit67", C=2.0, best_prior="MLrep", figure1=Figure1Bar(1, "Scenes (MIT-67)")),
         title="MIT Indoor 67",
         task="scene classification, 67 classes",
         kind="download",
@@ -214,7 +282,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         size_on_disk="2.4 GB",
         license="Research use; images collected from the web (LabelMe, Google, Flickr); cite Quattoni & Torralba.",
         protocol="The official TrainImages.txt / TestImages.txt split; one-vs-one linear SVMs.",
-        metric="Mean per-class accuracy (mean of the confusion-matrix diagonal).",
+        scoring="Mean per-class accuracy (mean of the confusion-matrix diagonal).",
         paper_table="Table 2",
         homepage="https://web.mit.edu/torralba/www/indoor.html",
         artifacts=(
@@ -241,6 +309,9 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="cub200",
+        loader="cub200:cub200",
+        metric=metrics.MEAN_CLASS_ACCURACY, profiles=("full",),
+        paper=PaperEntry("cub200", C=2.0, best_prior="POOF", figure1=Figure1Bar(2, "Birds (CUB-200)")),
         title="Caltech-UCSD Birds-200-2011",
         task="fine-grained classification, 200 bird species",
         kind="download",
@@ -250,7 +321,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         license="Research and non-commercial use; images from Flickr; cite Wah et al.",
         protocol="Official train_test_split.txt; the bounding box is used at train and test time, enlarged to 150% "
         "(part annotations are not used).",
-        metric="Mean per-class accuracy.",
+        scoring="Mean per-class accuracy.",
         paper_table="Table 3",
         homepage="https://www.vision.caltech.edu/datasets/cub_200_2011/",
         artifacts=(
@@ -276,6 +347,11 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="flowers102",
+        loader="flowers102:flowers102",
+        metric=metrics.MEAN_CLASS_ACCURACY, profiles=("full",),
+        paper=PaperEntry("flowers102", C=2.0, best_prior="Seg+Dense HOG+Coding+Pooling",
+                         figure1=Figure1Bar(3, "Flowers (102)")),
+        shared_copy_note="downscaled to 256 px: about 1.5 points below the full-size images",
         title="Oxford 102 Flowers",
         task="fine-grained classification, 102 flower species",
         kind="download",
@@ -284,7 +360,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         size_on_disk="0.35 GB (shared copy at 256 px: 105 MB)",
         license=VGG_TERMS,
         protocol="Official setid.mat split; train on train+val (2,040 images), test on test; segmentations unused.",
-        metric="Mean per-class accuracy.",
+        scoring="Mean per-class accuracy.",
         paper_table="Table 4",
         homepage="https://www.robots.ox.ac.uk/~vgg/data/flowers/102/",
         artifacts=(
@@ -322,6 +398,9 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="uiuc_apascal",
+        loader="uiuc_attributes:uiuc_apascal",
+        profiles=("full",),
+        paper=PaperEntry("uiuc_apascal", C=0.2, metric="mAUC", figure1=Figure1Bar(5, "Object attributes (UIUC)")),
         title="UIUC attributes: aPascal",
         images="12,695 objects (train 6,340 / test 6,355) in 4,340 VOC 2008 images",
         protocol="Train on apascal_train, test on apascal_test ('within categories'); the object box is the crop.",
@@ -336,6 +415,8 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="uiuc_ayahoo",
+        loader="uiuc_attributes:uiuc_ayahoo",
+        paper=PaperEntry("uiuc_ayahoo", C=0.2),
         title="UIUC attributes: aYahoo (across categories)",
         images="aPascal train 6,340 objects + aYahoo test 2,644 objects",
         protocol="Train on apascal_train, test on ayahoo_test ('across categories': 12 classes unseen in training).",
@@ -349,6 +430,9 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="h3d",
+        loader="h3d:h3d",
+        metric=metrics.VOC07_MAP, task_group="attributes", profiles=("full",),
+        paper=PaperEntry("h3d", C=0.2, best_prior="DPD", figure1=Figure1Bar(4, "Human attributes (H3D)")),
         title="H3D / Berkeley 'attributes of people'",
         task="9 binary person attributes",
         kind="download",
@@ -358,7 +442,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         license="Research use; images from H3D and PASCAL VOC; cite Bourdev, Maji, Malik.",
         protocol="Train on train, test on test; the person box (enlarged to 150%) is the crop; attribute value 0 "
         "(unknown) is ignored.",
-        metric="AP per attribute and mAP.",
+        scoring="AP per attribute and mAP.",
         paper_table="Table 6",
         homepage="https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/shape/poselets/",
         artifacts=(
@@ -378,6 +462,10 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="oxford5k",
+        loader="oxford_paris:oxford5k",
+        metric=metrics.RETRIEVAL_MAP, task_group="retrieval", search="spatial", whitening_source="paris6k",
+        profiles=("full",),
+        paper=PaperEntry("oxford5k", best_prior="ASMK+MA", figure1=Figure1Bar(6, "Oxford5k")),
         title="Oxford Buildings 5k",
         task="instance retrieval (landmarks)",
         kind="download",
@@ -387,7 +475,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         license=VGG_TERMS,
         protocol="Query = cropped region (query box); positives good+ok; junk ignored; the query image stays in the "
         "database as in the official compute_ap.",
-        metric="mAP.",
+        scoring="mAP.",
         paper_table="Table 7",
         homepage="https://www.robots.ox.ac.uk/~vgg/data/oxbuildings/",
         artifacts=(
@@ -406,6 +494,8 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="roxford5k",
+        loader="oxford_paris:roxford5k",
+        metric=metrics.RETRIEVAL_MAP, task_group="retrieval", search="spatial", whitening_source="rparis6k",
         title="Revisited Oxford 5k",
         task="instance retrieval (landmarks), revisited ground truth",
         kind="download",
@@ -415,7 +505,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         license=VGG_TERMS + " Revisited annotations: cite Radenovic et al.",
         protocol="Queries are separate from the database; Easy / Medium (default) / Hard setups from "
         "gnd_roxford5k.pkl; query boxes used.",
-        metric="mAP per setup (Medium and Hard are the usual ones).",
+        scoring="mAP per setup (Medium and Hard are the usual ones).",
         paper_table="not in the paper (2018 re-annotation); Table 7 uses the original oxford5k",
         homepage="http://cmp.felk.cvut.cz/revisitop/",
         artifacts=(
@@ -435,6 +525,10 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="paris6k",
+        loader="oxford_paris:paris6k",
+        metric=metrics.RETRIEVAL_MAP, task_group="retrieval", search="spatial", whitening_source="oxford5k",
+        profiles=("full",),
+        paper=PaperEntry("paris6k", best_prior="ASMK+MA", figure1=Figure1Bar(7, "Paris6k")),
         title="Paris 6k",
         task="instance retrieval (landmarks)",
         kind="download",
@@ -443,7 +537,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         size_on_disk="2.4 GB",
         license=VGG_TERMS,
         protocol="As oxford5k: query boxes, positives good+ok, junk ignored.",
-        metric="mAP.",
+        scoring="mAP.",
         paper_table="Table 7",
         homepage="https://www.robots.ox.ac.uk/~vgg/data/parisbuildings/",
         artifacts=(
@@ -461,6 +555,8 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="rparis6k",
+        loader="oxford_paris:rparis6k",
+        metric=metrics.RETRIEVAL_MAP, task_group="retrieval", search="spatial", whitening_source="roxford5k",
         title="Revisited Paris 6k",
         task="instance retrieval (landmarks), revisited ground truth",
         kind="download",
@@ -469,7 +565,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         size_on_disk="2.4 GB (shares the Paris images)",
         license=VGG_TERMS + " Revisited annotations: cite Radenovic et al.",
         protocol="As roxford5k.",
-        metric="mAP per setup (Easy / Medium / Hard).",
+        scoring="mAP per setup (Easy / Medium / Hard).",
         paper_table="not in the paper (2018 re-annotation); Table 7 uses the original paris6k",
         homepage="http://cmp.felk.cvut.cz/revisitop/",
         artifacts=(
@@ -486,7 +582,39 @@ _SPECS: tuple[DatasetSpec, ...] = (
         citation="F. Radenovic et al., CVPR 2018.",
     ),
     DatasetSpec(
+        name="sculptures6k",
+        loader="sculptures:sculptures6k",
+        metric=metrics.RETRIEVAL_MAP, task_group="retrieval", search="spatial", whitening_source="oxford5k",
+        profiles=("full",),
+        paper=PaperEntry("sculptures6k", best_prior="BoB", figure1=Figure1Bar(8, "Sculptures6k")),
+        title="Sculptures 6k",
+        task="instance retrieval (smooth, texture-less sculptures)",
+        kind="manual",
+        folder="sculptures6k",
+        images="6,340 (train half 3,170 / test half 3,170); 70 queries",
+        size_on_disk="about 2 GB",
+        license=VGG_TERMS,
+        protocol="Search the test half with the test-half queries (the train half is for learning, e.g. PCA).",
+        scoring="mAP (positives good+ok, junk ignored).",
+        paper_table="Table 7",
+        homepage="https://www.robots.ox.ac.uk/~vgg/data/sculptures6k/",
+        checks=(CountCheck("**/*.jpg", 6340, strict=False),),
+        manual="The original download links on the VGG page are reported down and no checksum is published. "
+        "Download the images and the evaluation files from https://www.robots.ox.ac.uk/~vgg/data/sculptures6k/ "
+        "(or the Kaggle mirror 'hunter0007/6k-sculptures-dataset', which needs a Kaggle account) and place them "
+        "in ROOT as: train/*.jpg, test/*.jpg, sculptures6k_train.txt, sculptures6k_test.txt and the ground truth "
+        "(gt/<query>_{good,ok,junk,query}.txt or sculptures6k_gt.txt). Then run: "
+        "python data_scripts/download.py sculptures6k --verify-only",
+        notes="The file layout was reconstructed from third-party readers (no official archive was reachable "
+        "offline); see course_utils/datasets/sculptures.py.",
+        citation="R. Arandjelovic, A. Zisserman, 'Smooth Object Retrieval using a Bag of Boundaries', ICCV 2011.",
+    ),
+    DatasetSpec(
         name="holidays",
+        loader="holidays:holidays",
+        metric=metrics.RETRIEVAL_MAP, task_group="retrieval", search="jitter", whitening_source="oxford5k",
+        profiles=("full",),
+        paper=PaperEntry("holidays", best_prior="ASMK+MA", figure1=Figure1Bar(9, "Holidays")),
         title="INRIA Holidays",
         task="instance retrieval (holiday scenes)",
         kind="download",
@@ -496,7 +624,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         license="Research use; personal photos of the authors (INRIA); cite Jegou, Douze, Schmid.",
         protocol="The first image of each group (id divisible by 100) is the query; the rest of its group are the "
         "positives; the query itself is excluded (passed as junk).",
-        metric="mAP.",
+        scoring="mAP.",
         paper_table="Table 7",
         homepage="https://lear.inrialpes.fr/people/jegou/data.php",
         artifacts=tuple(
@@ -514,6 +642,10 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="ukbench",
+        loader="ukbench:ukbench",
+        metric=metrics.NS_SCORE, task_group="retrieval", search="jitter", whitening_source="holidays",
+        profiles=("full",),
+        paper=PaperEntry("ukbench", best_prior="CVLAD", figure1=Figure1Bar(10, "UKBench")),
         title="UKBench (University of Kentucky benchmark)",
         task="instance retrieval (objects, 4 views each)",
         kind="download",
@@ -522,7 +654,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         size_on_disk="1.5 GB",
         license="No explicit licence; distributed for research on retrieval; cite Nister & Stewenius.",
         protocol="Every image is a query against all 10,200; its 4 group images (itself included) are the positives.",
-        metric="N-S score: mean number of the 4 group images in the top 4 (max 4); Table 7 prints it x 25 (%).",
+        scoring="N-S score: mean number of the 4 group images in the top 4 (max 4); Table 7 prints it x 25 (%).",
         paper_table="Table 7",
         homepage="https://archive.org/details/ukbench",
         artifacts=(_UKBENCH_ZIP,),
@@ -532,53 +664,55 @@ _SPECS: tuple[DatasetSpec, ...] = (
         citation="D. Nister, H. Stewenius, 'Scalable Recognition with a Vocabulary Tree', CVPR 2006.",
     ),
     DatasetSpec(
-        name="sculptures6k",
-        title="Sculptures 6k",
-        task="instance retrieval (smooth, texture-less sculptures)",
-        kind="manual",
-        folder="sculptures6k",
-        images="6,340 (train half 3,170 / test half 3,170); 70 queries",
-        size_on_disk="about 2 GB",
-        license=VGG_TERMS,
-        protocol="Search the test half with the test-half queries (the train half is for learning, e.g. PCA).",
-        metric="mAP (positives good+ok, junk ignored).",
-        paper_table="Table 7",
-        homepage="https://www.robots.ox.ac.uk/~vgg/data/sculptures6k/",
-        checks=(CountCheck("**/*.jpg", 6340, strict=False),),
-        manual="The original download links on the VGG page are reported down and no checksum is published. "
-        "Download the images and the evaluation files from https://www.robots.ox.ac.uk/~vgg/data/sculptures6k/ "
-        "(or the Kaggle mirror 'hunter0007/6k-sculptures-dataset', which needs a Kaggle account) and place them "
-        "in ROOT as: train/*.jpg, test/*.jpg, sculptures6k_train.txt, sculptures6k_test.txt and the ground truth "
-        "(gt/<query>_{good,ok,junk,query}.txt or sculptures6k_gt.txt). Then run: "
-        "python data_scripts/download.py sculptures6k --verify-only",
-        notes="The file layout was reconstructed from third-party readers (no official archive was reachable "
-        "offline); see course_utils/datasets/sculptures.py.",
-        citation="R. Arandjelovic, A. Zisserman, 'Smooth Object Retrieval using a Bag of Boundaries', ICCV 2011.",
+        name="demo_classes",
+        loader="demo:demo_classes",
+        metric=metrics.MEAN_CLASS_ACCURACY, profiles=("demo",),
+        title="Demo texture/material classes (built in)",
+        task="8-class classification of crops cut from large packaged photographs",
+        kind="builtin",
+        folder="",
+        images="built on first use (see course_utils/datasets/demo.py)",
+        size_on_disk="a few MB in the cache",
+        license="Sample photographs bundled in the scikit-image, scikit-learn and matplotlib wheels.",
+        protocol="Training crops from the left two thirds of each photograph, test crops from the right third.",
+        scoring="Mean per-class accuracy.",
+        paper_table="none (offline demo)",
     ),
     DatasetSpec(
-        name="ukbench2000",
-        title="UKBench, first 2,000 images (objects 0-499)",
-        task="instance retrieval (objects, 4 views each)",
-        kind="download",
-        folder="ukbench",
-        images="2,000 (500 objects x 4)",
-        size_on_disk="1.5 GB (the whole of ukbench, shared with it; shared copy at 320 px: 38 MB)",
-        license="As ukbench.",
-        protocol="As ukbench, on objects 0-499 (the image list ships in course_utils/datasets/splits/ukbench2000/); "
-        "scores are higher than on the full 10,200.",
-        metric="N-S score (max 4).",
-        paper_table="Table 7 (subset)",
-        homepage="https://archive.org/details/ukbench",
-        artifacts=(_UKBENCH_ZIP,),
-        checks=(CountCheck("full/*.jpg", 10200),),
-        shared_copy="ukbench_subset2000",
-        notes="Downloads the whole of UKBench (into the ukbench folder, so ukbench needs no second download) and "
-        "reads its first 2,000 images. 168 of those carry an EXIF orientation tag; the feature extractor applies "
-        "exif_transpose.",
-        citation="D. Nister, H. Stewenius, 'Scalable Recognition with a Vocabulary Tree', CVPR 2006.",
+        name="demo_faces",
+        loader="demo:demo_faces",
+        metric=metrics.MEAN_AUC, task_group="attributes", profiles=("demo",),
+        title="Demo faces (built in)",
+        task="one binary attribute ('face') on scikit-image's LFW subset and non-face patches",
+        kind="builtin",
+        folder="",
+        images="built on first use (see course_utils/datasets/demo.py)",
+        size_on_disk="a few MB in the cache",
+        license="As scikit-image's bundled LFW subset (research use).",
+        protocol="See course_utils/datasets/demo.py.",
+        scoring="AUC / AP.",
+        paper_table="none (offline demo of the attribute tables)",
+    ),
+    DatasetSpec(
+        name="demo_retrieval",
+        loader="demo:demo_retrieval",
+        metric=metrics.RETRIEVAL_MAP, task_group="retrieval", search="jitter", extra_search="spatial",
+        whitening_source="demo_classes", profiles=("demo",),
+        title="Demo retrieval set (built in)",
+        task="Holidays-style instance retrieval: transformed copies of packaged photographs among distractors",
+        kind="builtin",
+        folder="",
+        images="built on first use (see course_utils/datasets/demo.py)",
+        size_on_disk="a few MB in the cache",
+        license="Sample photographs bundled in the scikit-image, scikit-learn and matplotlib wheels.",
+        protocol="Queries (crops, rotations, colour shifts, occlusion ...) are not in the database; see demo.py.",
+        scoring="mAP.",
+        paper_table="none (offline demo of Table 7's setting)",
     ),
     DatasetSpec(
         name="flowers17",
+        loader="shared:flowers17",
+        metric=metrics.MEAN_CLASS_ACCURACY, profiles=("demo",),
         title="Oxford 17 Flowers",
         task="fine-grained classification, 17 classes",
         kind="download",
@@ -589,7 +723,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         protocol="The course's 80/20 split (64 train / 16 test per class; lists in course_utils/datasets/splits/"
         "flowers17/, the same as the shared copy's); the official datasplits.mat (3 x 40/20/20 per class) with "
         "split='official1' .. 'official3'.",
-        metric="Mean per-class accuracy.",
+        scoring="Mean per-class accuracy.",
         paper_table="none (sibling of Table 4's Flowers-102)",
         homepage="https://www.robots.ox.ac.uk/~vgg/data/flowers/17/",
         artifacts=(
@@ -615,6 +749,8 @@ _SPECS: tuple[DatasetSpec, ...] = (
     ),
     DatasetSpec(
         name="dtd10",
+        loader="shared:dtd10",
+        metric=metrics.MEAN_CLASS_ACCURACY, profiles=("demo",),
         title="DTD textures, the first 10 of 47 classes",
         task="texture classification, 10 classes",
         kind="download",
@@ -624,7 +760,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         license="Research purposes (DTD authors); images from Flickr.",
         protocol="The 10 alphabetically first classes; a seeded 40/40/40 split per class (lists in "
         "course_utils/datasets/splits/dtd10/), the same for the shared copy and the download.",
-        metric="Mean per-class accuracy.",
+        scoring="Mean per-class accuracy.",
         paper_table="none (not one of the paper's benchmarks)",
         homepage="https://www.robots.ox.ac.uk/~vgg/data/dtd/",
         artifacts=(
@@ -645,43 +781,30 @@ _SPECS: tuple[DatasetSpec, ...] = (
         "CVPR 2014.",
     ),
     DatasetSpec(
-        name="demo_retrieval",
-        title="Demo retrieval set (built in)",
-        task="Holidays-style instance retrieval: transformed copies of packaged photographs among distractors",
-        kind="builtin",
-        folder="",
-        images="built on first use (see course_utils/datasets/demo.py)",
-        size_on_disk="a few MB in the cache",
-        license="Sample photographs bundled in the scikit-image, scikit-learn and matplotlib wheels.",
-        protocol="Queries (crops, rotations, colour shifts, occlusion ...) are not in the database; see demo.py.",
-        metric="mAP.",
-        paper_table="none (offline demo of Table 7's setting)",
-    ),
-    DatasetSpec(
-        name="demo_classes",
-        title="Demo texture/material classes (built in)",
-        task="8-class classification of crops cut from large packaged photographs",
-        kind="builtin",
-        folder="",
-        images="built on first use (see course_utils/datasets/demo.py)",
-        size_on_disk="a few MB in the cache",
-        license="Sample photographs bundled in the scikit-image, scikit-learn and matplotlib wheels.",
-        protocol="Training crops from the left two thirds of each photograph, test crops from the right third.",
-        metric="Mean per-class accuracy.",
-        paper_table="none (offline demo)",
-    ),
-    DatasetSpec(
-        name="demo_faces",
-        title="Demo faces (built in)",
-        task="one binary attribute ('face') on scikit-image's LFW subset and non-face patches",
-        kind="builtin",
-        folder="",
-        images="built on first use (see course_utils/datasets/demo.py)",
-        size_on_disk="a few MB in the cache",
-        license="As scikit-image's bundled LFW subset (research use).",
-        protocol="See course_utils/datasets/demo.py.",
-        metric="AUC / AP.",
-        paper_table="none (offline demo of the attribute tables)",
+        name="ukbench2000",
+        loader="shared:ukbench2000",
+        metric=metrics.NS_SCORE, task_group="retrieval", search="jitter", whitening_source="dtd10",
+        profiles=("demo",), paper=PaperEntry("ukbench"),
+        subset_note="paper column: the full UKBench (10,200 images); this subset (2,000) scores higher",
+        title="UKBench, first 2,000 images (objects 0-499)",
+        task="instance retrieval (objects, 4 views each)",
+        kind="download",
+        folder="ukbench",
+        images="2,000 (500 objects x 4)",
+        size_on_disk="1.5 GB (the whole of ukbench, shared with it; shared copy at 320 px: 38 MB)",
+        license="As ukbench.",
+        protocol="As ukbench, on objects 0-499 (the image list ships in course_utils/datasets/splits/ukbench2000/); "
+        "scores are higher than on the full 10,200.",
+        scoring="N-S score (max 4).",
+        paper_table="Table 7 (subset)",
+        homepage="https://archive.org/details/ukbench",
+        artifacts=(_UKBENCH_ZIP,),
+        checks=(CountCheck("full/*.jpg", 10200),),
+        shared_copy="ukbench_subset2000",
+        notes="Downloads the whole of UKBench (into the ukbench folder, so ukbench needs no second download) and "
+        "reads its first 2,000 images. 168 of those carry an EXIF orientation tag; the feature extractor applies "
+        "exif_transpose.",
+        citation="D. Nister, H. Stewenius, 'Scalable Recognition with a Vocabulary Tree', CVPR 2006.",
     ),
 )
 
@@ -693,6 +816,12 @@ def get(name: str) -> DatasetSpec:
     if name not in SPECS:
         raise KeyError(f"No dataset spec called {name!r}. Known: {', '.join(sorted(SPECS))}.")
     return SPECS[name]
+
+
+def in_profile(profile: str) -> tuple[str, ...]:
+    """The datasets the ``reproduce`` profile ``profile`` runs, in the order of this table (their ``profiles``)."""
+    config.profile(profile)  # an unknown profile's ValueError lists the known ones
+    return tuple(spec.name for spec in SPECS.values() if profile in spec.profiles)
 
 
 def default_root(name: str) -> Path:

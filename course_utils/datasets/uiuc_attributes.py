@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 N_ATTRIBUTES = 64
 IMAGE_FOLDERS = {"apascal": "VOCdevkit/VOC2008/JPEGImages", "ayahoo": "ayahoo_test_images"}
@@ -70,7 +70,7 @@ def _load(name: str, root: str | Path | None, test_file: str, test_images: str, 
         name=name, task="attributes", root=root, paths=paths,
         labels=np.vstack([train[2], test[2]]), class_names=names, boxes=np.vstack([train[1], test[1]]),
         split=np.array(["train"] * len(train[0]) + ["test"] * len(test[0])),
-        metric="AUC per attribute and its mean (mAUC)", protocol=protocol, paper_table="Table 5",
+        metric=get(name).metric, protocol=protocol, paper_table="Table 5",
     )
 
 

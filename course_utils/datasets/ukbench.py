@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import config
 from .base import DatasetMissingError, DatasetRecord, Query
-from .specs import default_root, require, resolve_root
+from .specs import default_root, get, require, resolve_root
 
 VIEWS_PER_OBJECT = 4
 _PATTERN = re.compile(r"ukbench(\d{5})\.jpg")
@@ -53,7 +53,7 @@ def _load(name: str, root: Path, paper_table: str) -> DatasetRecord:
     ]
     return DatasetRecord(
         name=name, task="retrieval", root=root, paths=[files[i] for i in range(n)], queries=queries,
-        database=np.arange(n), metric="N-S score: mean number of the 4 object images in the top 4 (x 25 = Table 7)",
+        database=np.arange(n), metric=get(name).metric,
         protocol="every image queries all images; positives are the 4 views of its object, the query included",
         paper_table=paper_table,
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import DatasetMissingError, DatasetRecord
-from .specs import require, resolve_root
+from .specs import get, require, resolve_root
 
 NAME = "voc2007"
 CLASSES = (
@@ -77,7 +77,7 @@ def voc2007(root: str | Path | None = None) -> DatasetRecord:
     return DatasetRecord(
         name=NAME, task="multilabel", root=root, paths=paths,
         labels=(flags >= 0).astype(int), difficult=flags == 0, class_names=list(CLASSES), split=np.array(split),
-        metric="voc07_ap (11-point interpolated AP per class, difficult ignored) and its mean",
+        metric=get(NAME).metric,
         protocol="train on trainval, test on test; whole images; difficult (0) entries ignored",
         paper_table="Table 1",
     )

@@ -148,6 +148,12 @@ class Checker:
         self.require(array.size == 1, f"{what} should be one number, but has shape {array.shape}.")
         return float(array.reshape(()))
 
+    def fraction(self, value: object, what: str, hint: str) -> float:
+        """``value`` as one number that is a fraction (at most 1, as ``cu.metrics`` returns them), else ``hint``."""
+        got = self.number(value, what=what)
+        self.require(got <= 1 + 1e-9, hint)
+        return got
+
     def close(self, got: object, want: object, hint: str, atol: float = 1e-6) -> None:
         """Require ``got`` to equal ``want`` within ``atol`` (shapes included)."""
         got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)

@@ -1,6 +1,6 @@
 """Checkers for notebook 00's exercises (see :mod:`course_utils.exercises.checking` for how a checker is written).
 
-Two exercises read the paper's headline table (:func:`course_utils.notebook.paper_claim`): where the paper wins
+Two exercises read the paper's headline table (:func:`course_utils.claims.paper_claim`): where the paper wins
 and how much the extras add; the third plans a lab: how long extracting the 16 views of a dataset takes.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..notebook import ClaimRow, paper_claim
+from ..claims import ClaimRow, paper_claim
 from .checking import Checker, exercise
 
 

@@ -134,9 +134,9 @@ def _power_data(bursty: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _cv_scores(X: np.ndarray, y: np.ndarray, powers: list[float], C: float) -> list[float]:
     from ..classify import select_C
-    from ..experiments import normalise
+    from ..normalize import normalize_features
 
-    return [float(select_C(normalise(X, p), y, Cs=[C], cv=3).mean_scores[0]) for p in powers]
+    return [float(select_C(normalize_features(X, p), y, Cs=[C], cv=3).mean_scores[0]) for p in powers]
 
 
 @exercise("04", "choosing the power by cross-validation")

@@ -118,10 +118,9 @@ def check_voc07_11_point_ap(fn: Callable) -> None:
     }
     with Checker("VOC 2007 11-point AP") as check:
         for scores, labels in ELEVEN_POINT_CASES:
-            got = check.number(check.call(fn, scores, labels), what="the AP")
+            got = check.fraction(check.call(fn, scores, labels), "the AP", "the AP is a fraction between 0 and 1 "
+                                 "here (cu.metrics.voc07_ap's scale); drop the x 100.")
             want = metrics.voc07_ap(scores, labels)
-            check.require(got <= 1 + 1e-9, "the AP is a fraction between 0 and 1 here (cu.metrics.voc07_ap's "
-                                           "scale); drop the x 100.")
             if not np.isclose(got, want, atol=1e-9):
                 for mistake, value in _eleven_point_mistakes(scores, labels).items():
                     check.require(not np.isclose(got, value, atol=1e-9), hints[mistake])
@@ -142,10 +141,9 @@ def check_mean_per_class_accuracy(fn: Callable) -> None:
     """``mean_per_class_accuracy(y_true, y_pred)``: each true class's accuracy, then their plain mean (a fraction)."""
     with Checker("mean class accuracy") as check:
         for y_true, y_pred in MEAN_CLASS_CASES:
-            got = check.number(check.call(fn, y_true, y_pred), what="the mean class accuracy")
+            got = check.fraction(check.call(fn, y_true, y_pred), "the mean class accuracy", "return a fraction "
+                                 "between 0 and 1 (as cu.metrics does), not a percentage.")
             want = metrics.mean_class_accuracy(y_true, y_pred)
-            check.require(got <= 1 + 1e-9, "return a fraction between 0 and 1 (as cu.metrics does), not a "
-                                           "percentage.")
             check.require(not (np.isclose(got, np.mean(y_true == y_pred)) and not np.isclose(got, want)),
                           "that is the overall accuracy, where a big class outweighs a small one: compute the "
                           "accuracy of each true class separately, then average those numbers.")

@@ -6,17 +6,23 @@
   (:func:`spatial_distances`);
 * :mod:`.postprocess`: PCA-whitening + power normalisation (:class:`RetrievalPostprocessor`) and query
   expansion;
-* :mod:`.evaluate`: mAP / N-S score of rankings and saved rankings for galleries;
-* :mod:`.pipeline`: :func:`run_retrieval`, from a dataset record to scores in one call.
+* :mod:`.evaluate`: mAP / N-S score of rankings (:class:`RetrievalScores`) and the junk rule
+  (:func:`junk_images`);
+* :mod:`.pipeline`: :func:`run_retrieval`, from a dataset record to a :class:`RetrievalOutcome` in one call.
 
 ``docs/retrieval.md`` gives the protocol and the choices the paper leaves open.
 """
 
 from __future__ import annotations
 
-from .evaluate import database_indices, evaluate_retrieval, load_rankings, save_rankings
+from .evaluate import (
+    RetrievalScores,
+    database_indices,
+    evaluate_retrieval,
+    junk_images,
+)
 from .patches import SpatialPatches, crop_square, patch_boxes, patch_names, square_box
-from .pipeline import METHODS, run_retrieval
+from .pipeline import METHODS, RetrievalOutcome, SearchOptions, ViewRecipes, run_retrieval
 from .postprocess import QueryExpansion, RetrievalPostprocessor, count_shared_rows
 from .search import BACKENDS, global_distances, global_search, jitter_distances, rank, spatial_distances
 
@@ -24,7 +30,10 @@ __all__ = [
     "BACKENDS",
     "METHODS",
     "QueryExpansion",
+    "RetrievalOutcome",
     "RetrievalPostprocessor",
+    "RetrievalScores",
+    "SearchOptions",
     "SpatialPatches",
     "count_shared_rows",
     "crop_square",
@@ -33,12 +42,12 @@ __all__ = [
     "global_distances",
     "global_search",
     "jitter_distances",
-    "load_rankings",
+    "junk_images",
     "patch_boxes",
     "patch_names",
     "rank",
     "run_retrieval",
-    "save_rankings",
     "spatial_distances",
     "square_box",
+    "ViewRecipes",
 ]

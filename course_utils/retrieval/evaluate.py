@@ -1,4 +1,4 @@
-"""Scores of a set of rankings against a dataset's ground truth, and rankings saved for galleries.
+"""Scores of a set of rankings against a dataset's ground truth.
 
 Rows of a distance or rank matrix are ``record.queries`` in order; columns are the searched images,
 ``record.database`` (or every image when the record has no ``database``). The query image itself is ignored
@@ -9,12 +9,11 @@ out of the database, so this one rule serves all of them.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..datasets.base import DatasetRecord
+from ..datasets.base import DatasetRecord, Query
 from .search import rank
 
 METRICS = ("auto", "map", "ns")
@@ -44,16 +43,49 @@ def _ranked_ids(record: DatasetRecord, distances: np.ndarray | None, ranks: np.n
 
 
 def _metric_for(record: DatasetRecord, metric: str) -> str:
+    from ..metrics import NS_SCORE
+
     if metric not in METRICS:
         raise ValueError(f"Unknown retrieval metric {metric!r}; choose one of {METRICS}.")
     if metric != "auto":
         return metric
-    return "ns" if record.metric.lower().startswith("n-s") else "map"
+    return "ns" if record.metric is NS_SCORE else "map"
 
 
 def is_revisited(record: DatasetRecord) -> bool:
     """Whether ``record`` follows the revisited Oxford/Paris protocol (its loaders' protocol says "revisited")."""
     return record.protocol.startswith("revisited")
+
+
+def junk_images(query: Query) -> frozenset[int]:
+    """The images (indices into ``record.paths``) that ``query``'s score ignores: its junk list, and the query
+    image itself unless it is one of its positives.
+
+    The one rule behind :func:`evaluate_retrieval`, the galleries and the explorers: an image ranked for a query is
+    relevant (a positive), junk (this set: neither helps nor hurts) or wrong. Holidays passes the query as junk,
+    UKBench counts it as a positive (its N-S score includes it), Oxford/Paris list it among the "good" images.
+    """
+    positives = set(query.positives)
+    return frozenset(query.junk) | (frozenset() if query.index in positives else frozenset({query.index}))
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)  # holds arrays: compared by identity
+class RetrievalScores:
+    """How well one ranking per query scores against ``record``'s ground truth (:func:`evaluate_retrieval`).
+
+    ``map`` and the ``precision_at`` values are fractions (0-1). ``ap`` holds each query's AP, NaN for a query
+    with no positive (skipped, counted in ``n_empty_queries``). ``precision_at`` maps 1, 5 and 10 to the revisited
+    Oxford/Paris protocol's mean precision at that rank (empty for other records). ``ns_score`` (0-4) and
+    ``ukbench_percent`` (``ns_score`` x 25) are set for UKBench-style records only.
+    """
+
+    map: float
+    ap: np.ndarray
+    n_queries: int
+    n_empty_queries: int
+    precision_at: dict[int, float] = field(default_factory=dict)
+    ns_score: float | None = None
+    ukbench_percent: float | None = None
 
 
 def evaluate_retrieval(
@@ -62,7 +94,7 @@ def evaluate_retrieval(
     *,
     ranks: np.ndarray | None = None,
     metric: str = "auto",
-) -> dict:
+) -> RetrievalScores:
     """mAP (junk ignored) and, for UKBench-style sets, the N-S score of one ranking per query.
 
     Pass ``distances`` ``(Q, N)`` or ``ranks`` ``(Q, N)`` (columns of the searched images, best first).
@@ -71,24 +103,17 @@ def evaluate_retrieval(
     A query with no positive (a revisited Oxford/Paris query in a setting where it has none) is skipped and counted,
     as the official ``compute_map`` does: its AP is NaN and mAP averages the other queries. Revisited records also
     get that protocol's mean precision at 1, 5 and 10 (:func:`course_utils.metrics.revisited_precision_at`).
-
-    Returns ``{"map", "ap" (per query), "n_queries", "n_empty_queries"}``, plus ``"mp@1"``, ``"mp@5"``, ``"mp@10"``
-    (fractions, like ``map``), ``"precision_at"`` ``(Q, 3)`` and ``"kappas"`` for revisited records, and
-    ``"ns_score"`` (mean, max 4) and ``"ukbench_percent"`` (x 25) when computed.
     """
     from ..metrics import REVISITED_KAPPAS, retrieval_ap, revisited_precision_at, ukbench_score
 
     ranked = _ranked_ids(record, distances, ranks)
-    searched = set(database_indices(record).tolist())
     kappas = list(REVISITED_KAPPAS) if is_revisited(record) else []
     aps = np.full(len(record.queries), np.nan)
     precision = np.full((len(record.queries), len(kappas)), np.nan)
     for q, (query, row) in enumerate(zip(record.queries, ranked, strict=True)):
         if not query.positives:
             continue
-        junk = set(query.junk)
-        if query.index in searched and query.index not in query.positives:
-            junk.add(query.index)
+        junk = junk_images(query)
         aps[q] = retrieval_ap(row.tolist(), query.positives, junk)
         if kappas:
             precision[q] = revisited_precision_at(row.tolist(), query.positives, junk, kappas)
@@ -96,98 +121,12 @@ def evaluate_retrieval(
     if not answered.any():
         raise ValueError(f"evaluate_retrieval: {record.name!r}: none of its {len(aps)} queries has a positive; mAP "
                          "is undefined. Check the ground truth (or the revisited setting chosen).")
-    result = {"map": float(aps[answered].mean()), "ap": aps, "n_queries": len(aps),
-              "n_empty_queries": int((~answered).sum())}
-    if kappas:
-        result.update({f"mp@{k}": float(precision[answered, i].mean()) for i, k in enumerate(kappas)})
-        result.update(precision_at=precision, kappas=kappas)
+    ns_score = None
     if _metric_for(record, metric) == "ns":
-        scores = [
-            ukbench_score(row.tolist(), query.positives)
-            for query, row in zip(record.queries, ranked, strict=True)
-        ]
-        result["ns_score"] = float(np.mean(scores))
-        result["ukbench_percent"] = 25.0 * result["ns_score"]
-    return result
-
-
-def save_rankings(
-    path: str | Path,
-    ranks: np.ndarray,
-    record: DatasetRecord,
-    distances: np.ndarray | None = None,
-    top: int = 100,
-) -> Path:
-    """Write the first ``top`` results of every query to ``path`` (``.npz`` or ``.json``), atomically.
-
-    Both formats hold, per query, its index, name and path and its ranked database indices and paths (indices
-    into ``record.paths``), with distances when given, so a notebook can draw a gallery without the features.
-    """
-    from ..datasets.images import atomic_path, write_text_atomic
-
-    path = Path(path)
-    if path.suffix not in (".npz", ".json"):
-        raise ValueError(f"save_rankings: {path} must end in .npz or .json.")
-    ranked = _ranked_ids(record, None, ranks)[:, :top]
-    columns = np.asarray(ranks)[:, :top]
-    kept = None if distances is None else np.take_along_axis(np.asarray(distances), columns, axis=1)
-    query_index = np.array([q.index for q in record.queries], dtype=int)
-    if path.suffix == ".npz":
-        arrays = {
-            "dataset": np.array(record.name),
-            "query_index": query_index,
-            "query_name": np.array([q.name for q in record.queries]),
-            "ranked_index": ranked,
-            "paths": np.array([str(p) for p in record.paths]),
-        }
-        if kept is not None:
-            arrays["distance"] = kept
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:  # a file handle: np.savez would append ".npz" to a bare name
-                np.savez_compressed(handle, **arrays)
-        return path
-    queries = []
-    for row, q in enumerate(record.queries):
-        results = [{"index": int(i), "path": str(record.paths[i])} for i in ranked[row]]
-        if kept is not None:
-            for item, value in zip(results, kept[row], strict=True):
-                item["distance"] = float(value)
-        queries.append(
-            {"index": q.index, "name": q.name, "path": str(record.paths[q.index]), "results": results}
-        )
-    return write_text_atomic(path, json.dumps({"dataset": record.name, "queries": queries}, indent=1))
-
-
-def load_rankings(path: str | Path) -> dict:
-    """Read back :func:`save_rankings`' file as ``{"dataset", "query_index", "query_name", "query_path",
-    "ranked_index" (Q, top), "ranked_path" (Q, top), "distance" (Q, top) or None}``."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            paths = data["paths"]
-            ranked = data["ranked_index"]
-            return {
-                "dataset": str(data["dataset"]),
-                "query_index": data["query_index"],
-                "query_name": data["query_name"].tolist(),
-                "query_path": paths[data["query_index"]].tolist(),
-                "ranked_index": ranked,
-                "ranked_path": paths[ranked],
-                "distance": data["distance"] if "distance" in data.files else None,
-            }
-    if path.suffix != ".json":
-        raise ValueError(f"load_rankings: {path} must end in .npz or .json.")
-    content = json.loads(path.read_text(encoding="utf-8"))
-    queries = content["queries"]
-    has_distance = any("distance" in r for q in queries for r in q["results"])
-    return {
-        "dataset": content["dataset"],
-        "query_index": np.array([q["index"] for q in queries], dtype=int),
-        "query_name": [q["name"] for q in queries],
-        "query_path": [q["path"] for q in queries],
-        "ranked_index": np.array([[r["index"] for r in q["results"]] for q in queries], dtype=int),
-        "ranked_path": np.array([[r["path"] for r in q["results"]] for q in queries]),
-        "distance": np.array([[r["distance"] for r in q["results"]] for q in queries])
-        if has_distance
-        else None,
-    }
+        ns_score = float(np.mean([ukbench_score(row.tolist(), query.positives)
+                                  for query, row in zip(record.queries, ranked, strict=True)]))
+    return RetrievalScores(
+        map=float(aps[answered].mean()), ap=aps, n_queries=len(aps), n_empty_queries=int((~answered).sum()),
+        precision_at={k: float(precision[answered, i].mean()) for i, k in enumerate(kappas)},
+        ns_score=ns_score, ukbench_percent=None if ns_score is None else 25.0 * ns_score,
+    )

@@ -21,6 +21,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..normalize import l2_rows
+
 
 def _rows(features: np.ndarray) -> np.ndarray:
     array = np.asarray(features, dtype=np.float32)
@@ -42,6 +44,10 @@ def count_shared_rows(features: np.ndarray, searched: np.ndarray) -> int:
 
 class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
     """L2 -> PCA-whitening to ``pca_dim`` -> L2 -> signed power ``power`` -> L2 (the paper's CNNaug-ss).
+
+    The chain is :func:`course_utils.normalize.make_normalizer`'s (``order="l2_then_power_then_l2"``, or
+    ``"l2_then_power"`` without ``final_l2``), fitted as ``chain_``; this class adds the retrieval protocol's guard
+    (no whitening learned on the searched images) and the ``pca_dim`` cap.
 
     Accepts ``(N, D)`` or ``(N, V, D)`` features (every patch or view is one vector; PCA learns from all of
     them) and returns the same leading shape with ``pca_dim`` dimensions. ``pca_dim`` larger than the training
@@ -69,26 +75,26 @@ class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
         dataset ``X`` comes from. ``allow_fit_on_searched=True`` skips the check (e.g. to measure how much the
         leak helps).
         """
-        from ..normalize import L2Normalizer, PCAWhitening, check_features
+        from ..normalize import check_features, make_normalizer
 
         array = check_features(X, "X")
         if not allow_fit_on_searched:
             self._refuse_searched(array, searched, fit_dataset)
-        rows = array.reshape(-1, array.shape[-1])
-        limit = min(rows.shape[0] - 1, rows.shape[1])
+        n_vectors, dims = int(np.prod(array.shape[:-1])), array.shape[-1]
+        limit = min(n_vectors - 1, dims)
         n_components = int(self.pca_dim)
         if n_components > limit:
             warnings.warn(
-                f"RetrievalPostprocessor: pca_dim={self.pca_dim} is more than the {rows.shape[0]} training "
-                f"vectors of {rows.shape[1]} dims allow; using {limit}. Fit on more images for the paper's "
+                f"RetrievalPostprocessor: pca_dim={self.pca_dim} is more than the {n_vectors} training "
+                f"vectors of {dims} dims allow; using {limit}. Fit on more images for the paper's "
                 "500.",
                 stacklevel=2,
             )
             n_components = limit
-        self.l2_ = L2Normalizer()
-        self.pca_ = PCAWhitening(n_components=n_components, whiten=True).fit(self.l2_.transform(rows))
+        order = "l2_then_power_then_l2" if self.final_l2 else "l2_then_power"
+        self.chain_ = make_normalizer(power=self.power, order=order, pca_components=n_components).fit(array)
         self.n_components_ = n_components
-        self.n_features_in_ = rows.shape[1]
+        self.n_features_in_ = dims
         self.fit_dataset_ = fit_dataset
         return self
 
@@ -120,18 +126,13 @@ class RetrievalPostprocessor(TransformerMixin, BaseEstimator):
                 )
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        from ..normalize import L2Normalizer, SignedPower, check_features
+        """``X`` ``(N, D)`` or ``(N, V, D)`` through the fitted chain, with ``pca_dim`` dimensions."""
+        from ..normalize import check_features, check_n_features
 
-        check_is_fitted(self, "pca_")
+        check_is_fitted(self, "chain_")
         array = check_features(X, "X")
-        if array.shape[-1] != self.n_features_in_:
-            raise ValueError(
-                f"RetrievalPostprocessor was fitted on {self.n_features_in_}-d features but got "
-                f"{array.shape[-1]}-d ones; use the same backbone layer for both."
-            )
-        out = self.pca_.transform(self.l2_.transform(array))
-        out = SignedPower(alpha=self.power).fit_transform(L2Normalizer().fit_transform(out))
-        return L2Normalizer().fit_transform(out) if self.final_l2 else out
+        check_n_features(self, array, "; use the same backbone layer for fitting and searching")
+        return self.chain_.transform(array)
 
 
 class QueryExpansion:
@@ -162,8 +163,7 @@ class QueryExpansion:
         similarity = np.einsum("qd,qkd->qk", query, neighbours)
         weights = np.clip(similarity, 0.0, None) ** self.alpha if self.alpha else np.ones_like(similarity)
         expanded = query + np.einsum("qk,qkd->qd", weights, neighbours)
-        norms = np.linalg.norm(expanded, axis=1, keepdims=True)
-        return (expanded / np.maximum(norms, 1e-12)).astype(np.float32)
+        return l2_rows(expanded).astype(np.float32)
 
     def __repr__(self) -> str:
         return f"QueryExpansion(k={self.k}, alpha={self.alpha:g})"

@@ -62,6 +62,26 @@ def _faiss_squared_distances(queries: np.ndarray, block: np.ndarray) -> torch.Te
     return torch.from_numpy(distances)
 
 
+def _check_search(queries: np.ndarray, database: np.ndarray, chunk: int | None, dtype: str, backend: str) -> None:
+    """A ``ValueError`` naming what is wrong with a search request (:func:`spatial_distances`' arguments)."""
+    if queries.shape[2] != database.shape[2]:
+        raise ValueError(
+            f"Query features are {queries.shape[2]}-d but database features are {database.shape[2]}-d: "
+            "extract both with the same backbone layer and post-processing."
+        )
+    if not np.isfinite(queries).all():
+        raise ValueError(
+            "query_patches contain NaN or infinite values (an image the feature engine skipped?); "
+            "drop those queries, e.g. with FeatureSet.valid."
+        )
+    if dtype not in _DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(_DTYPES)}.")
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
+    if chunk is not None and int(chunk) < 1:
+        raise ValueError(f"chunk must be a positive number of database images, got {chunk}.")
+
+
 def spatial_distances(
     query_patches: np.ndarray,
     db_patches: np.ndarray,
@@ -82,23 +102,7 @@ def spatial_distances(
     """
     queries = _as_patches(query_patches, "query_patches")
     database = _as_patches(db_patches, "db_patches")
-    if queries.shape[2] != database.shape[2]:
-        raise ValueError(
-            f"Query features are {queries.shape[2]}-d but database features are {database.shape[2]}-d: "
-            "extract both with the same backbone layer and post-processing."
-        )
-    if not np.isfinite(queries).all():
-        raise ValueError(
-            "query_patches contain NaN or infinite values (an image the feature engine skipped?); "
-            "drop those queries, e.g. with FeatureSet.valid."
-        )
-    if dtype not in _DTYPES:
-        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(_DTYPES)}.")
-    if backend not in BACKENDS:
-        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
-    if chunk is not None and int(chunk) < 1:
-        raise ValueError(f"chunk must be a positive number of database images, got {chunk}.")
-
+    _check_search(queries, database, chunk, dtype, backend)
     n_queries, query_patches_n, dim = queries.shape
     n_db, db_patches_n, _ = database.shape
     storage = _DTYPES[dtype]
@@ -107,9 +111,7 @@ def spatial_distances(
     chunk = int(chunk) if chunk else plan_chunk(n_queries * query_patches_n, db_patches_n, dim, memory_mb)
 
     q = _tensor(queries.reshape(-1, dim)).to(storage)
-    q_norms = (
-        q.float().square().sum(1).to(device)[:, None]
-    )  # of the values as stored (float16-rounded if asked)
+    q_norms = q.float().square().sum(1).to(device)[:, None]  # of the values as stored (float16-rounded if asked)
     q_faiss = q.float().numpy() if backend == "faiss" else None
     q = q.to(device=device, dtype=compute)
     out = np.empty((n_queries, n_db), dtype=np.float64)
