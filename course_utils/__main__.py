@@ -10,7 +10,7 @@ warm       run the notebooks headlessly so that a (shared) cache holds every fea
 student    write the student notebooks (solutions replaced by stubs, checks expected to fail until solved)
 search     find the photos of a folder that show the same object or scene as a query (global, spatial or jitter)
 bench      benchmarks that print figures and ratios: ``bench extract``, ``bench svm``, ``bench search``,
-           ``bench cache``, ``bench workload`` (``bench --help`` lists them)
+           ``bench cache``, ``bench workload``, ``bench ray``, ``bench ann`` (``bench --help`` lists them)
 
 Global options: ``--version``; ``--debug`` (before or after the command) prints the traceback of an error, which
 otherwise reaches the user as one line on stderr with exit status 1 (2 for a bad argument, 130 for Ctrl-C); see
@@ -44,6 +44,8 @@ BENCHMARKS = {
     "search": ("course_utils.bench.search", "spatial-search speed and memory against numpy"),
     "cache": ("course_utils.bench.cache", "cost of the cache's checksums and content keys against a hit"),
     "workload": ("course_utils.bench.workload", "the full profile's extraction time here, projected from a sample"),
+    "ray": ("course_utils.bench.ray_extract", "extraction as a local Ray Data job against one process (scale extra)"),
+    "ann": ("course_utils.bench.ann", "faiss index + re-ranking against exhaustive search; 1 M vectors (scale extra)"),
 }
 CONSOLE_SCRIPT = "off-the-shelf"  # [project.scripts] in pyproject.toml
 DEBUG_HELP = "on an error, print the full traceback as well as the one-line message"

@@ -174,6 +174,7 @@ def extract(
     progress: bool = True,
     device: str | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    runner: str | None = None,
 ) -> FeatureSet:
     """Features of ``layers`` of ``backbone`` for every view of every image in ``paths`` (see the module docstring).
 
@@ -185,10 +186,22 @@ def extract(
     engine's preferred size); ``num_workers`` decoding processes (default: :func:`plan_workers`). ``cache``: ``True``
     (the course cache), a folder to use as cache root, or ``False`` (in-memory arrays, nothing written; memory then
     grows with the number of images). ``on_batch(done, total)`` is called after each batch of images is stored.
+    ``runner``: ``"local"`` (this process) or ``"ray"``: the same job as a Ray Data batch-inference job
+    (:func:`course_utils.scale.ray_extract.extract`, the ``scale`` extra; ``docs/scale.md``), into the same cache
+    entry; default ``$COURSE_RUNNER``, else ``"local"``.
 
     Raises :class:`~course_utils.imageio.BadImageError` for the first unusable image when ``on_error="raise"``, and
     ``ValueError`` for an empty path list, unknown layers or views, or boxes of the wrong shape.
     """
+    runner = runner or os.environ.get("COURSE_RUNNER", "local")
+    if runner == "ray":
+        from .scale.ray_extract import extract as extract_on_ray
+
+        return extract_on_ray(paths, backbone, layers, views, boxes=boxes, engine=engine, batch_size=batch_size,
+                              num_workers=num_workers, cache=cache, on_error=on_error, progress=progress,
+                              device=device, on_batch=on_batch)
+    if runner != "local":
+        raise ValueError(f"runner must be 'local' or 'ray'; got {runner!r} (check $COURSE_RUNNER).")
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}.")
     if batch_size is not None and batch_size < 1:

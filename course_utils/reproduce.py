@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -140,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help=f"seed of splits, cross-validation and SVMs (default {DEFAULT_SEED})")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--runner", choices=("local", "ray"), default=None,
+                        help="where features are extracted: this process (default) or a Ray Data job on the "
+                             "cluster Ray finds (RAY_ADDRESS; docs/scale.md; needs the scale extra)")
 
 
 @dataclass
@@ -759,6 +763,8 @@ PAPER = Recipe(classification_block, retrieval_block, _paper_report)
 def command(args: argparse.Namespace) -> int:
     """The ``reproduce`` command: :func:`run` with the command line's options (output folder by default
     ``reproduce_results/<profile or datasets>``)."""
+    if args.runner:
+        os.environ["COURSE_RUNNER"] = args.runner  # read by features.extract, for every extraction of the run
     out = args.out or Path("reproduce_results") / (args.profile if not args.dataset else "_".join(
         _file_key(n) for n in args.dataset)[:80])
     run(args.dataset, args.backbones, out=out, profile=args.profile, tasks=args.tasks, views=args.views,
