@@ -11,7 +11,8 @@ the course offers:
   ``vit_b_16`` through torchvision's weights API, for the ``full`` profile (the weights are downloaded once).
 
 Every network takes the whole image squashed to a square (``input_size`` x ``input_size``), as the paper did (an
-anisotropic warp; no centre crop), then each network's own mean/std normalisation.
+anisotropic warp; no centre crop), then each network's own mean/std standardisation (the package keeps the word
+"normalize" for the features' L2 and power steps, :mod:`course_utils.normalize`).
 
 Layers are read with forward hooks, so the same code serves the eager network, ``torch.compile`` and ONNX export.
 Convolutional maps are global-average pooled (or ``@max``, ``@gem``, ``@rmac``: ``"pool@gem"`` is not valid, a
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -325,6 +327,20 @@ class Backbone:
         return LayerExtractor(self.model, self.name, layers).eval()
 
     @torch.inference_mode()
+    def embed(self, images: Sequence[Image.Image], layer: str | None = None) -> np.ndarray:
+        """One layer's pooled features ``(n_images, dim)`` of a few PIL images, computed in one batch, not cached.
+
+        For quick experiments on images made in a notebook (a darker copy, a crop); datasets go through
+        :func:`course_utils.features.extract`, which caches and streams to disk.
+        """
+        if not images:
+            raise ValueError("embed needs at least one image.")
+        batch = torch.stack([self.transform(image.convert("RGB")) for image in images])
+        device = next(self.model.parameters()).device
+        (output,) = self.extractor(layer or self.default_layer)(batch.to(device))
+        return output.cpu().numpy()
+
+    @torch.inference_mode()
     def predict(self, images: Sequence[Image.Image], topk: int = 5) -> list[list[tuple[int, str, float]]]:
         """Top-``topk`` ImageNet classes ``(index, name, probability)`` for each image."""
         device = next(self.model.parameters()).device
@@ -339,7 +355,7 @@ class Backbone:
 
 
 def make_transform(input_size: int, mean: Sequence[float], std: Sequence[float]) -> Callable[[Image.Image], torch.Tensor]:
-    """PIL image -> normalised float tensor: RGB, squashed to ``input_size`` x ``input_size`` (the paper's warp)."""
+    """PIL image -> standardised float tensor: RGB, squashed to ``input_size`` x ``input_size`` (the paper's warp)."""
     return SquashTransform(input_size, mean, std)
 
 
@@ -353,7 +369,7 @@ class SquashTransform:
     there is no per-call dispatch through the v2 transform classes. A plain class, so that DataLoader workers can
     pickle it.
 
-    It comes in two halves, :meth:`resize` (PIL image -> ``uint8`` tensor) and :meth:`normalize` (``uint8`` batch ->
+    It comes in two halves, :meth:`resize` (PIL image -> ``uint8`` tensor) and :meth:`standardize` (``uint8`` batch ->
     ``float32``, on any device), so that the feature extractor's decoding workers hand over a quarter of the bytes and
     the arithmetic runs where the network does (on a GPU, for free). The arithmetic is exactly rounded element by
     element, so both halves together give the same bits as the whole, on a CPU or a GPU.
@@ -367,7 +383,7 @@ class SquashTransform:
         self.std = torch.tensor([float(v) for v in std], dtype=torch.float32).view(-1, 1, 1)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        return self.normalize(self.resize(image))
+        return self.standardize(self.resize(image))
 
     def resize(self, image: Image.Image) -> torch.Tensor:
         """``(3, size, size)`` uint8, contiguous: the image in RGB, squashed to the square."""
@@ -380,10 +396,10 @@ class SquashTransform:
                                 interpolation=InterpolationMode.BILINEAR, antialias=True)
         return pixels.contiguous()  # the resize keeps PIL's channels-last strides; the arithmetic is 2x faster without
 
-    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+    def standardize(self, pixels: torch.Tensor) -> torch.Tensor:
         """``uint8`` ``(..., 3, H, W)`` -> ``float32`` of the same shape, on the same device: ``/255``, then mean/std."""
         if pixels.dtype != torch.uint8:
-            raise ValueError(f"normalize() takes the uint8 tensors of resize(); got {pixels.dtype}.")
+            raise ValueError(f"standardize() takes the uint8 tensors of resize(); got {pixels.dtype}.")
         mean, std = self.mean.to(pixels.device), self.std.to(pixels.device)
         return pixels.to(torch.float32).mul_(1.0 / 255).sub_(mean).div_(std)
 

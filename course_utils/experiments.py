@@ -13,13 +13,14 @@ Normalisation follows ``docs/paper.md`` section 3: each view's vector is L2-norm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets.base import DatasetRecord
+from .datasets.subsets import few_shot_indices
 from .normalize import normalize_features
 
 if TYPE_CHECKING:
@@ -249,3 +250,23 @@ def confusion_pairs(outcome: ClassificationOutcome, class_names: Sequence[str], 
             pairs[(true, pred)] = pairs.get((true, pred), 0) + 1
     ranked = sorted(pairs.items(), key=lambda item: (-item[1], item[0]))[:top]
     return [(class_names[t], class_names[p], n) for (t, p), n in ranked]
+
+
+def few_shot_scores(record: DatasetRecord, X: np.ndarray, per_class: Sequence[int], settings: Mapping[str, dict],
+                    repeats: int = 3, seed: int = 0, **common) -> dict[str, list[float]]:
+    """Mean test score of each setting when training on ``per_class`` images of every class, averaged over repeats.
+
+    ``settings`` maps a name to keyword arguments of :func:`course_utils.experiments.classify` (e.g.
+    ``{"CNN-SVM": {"use_views": "whole"}, "CNNaug-SVM": {"use_views": "all"}}``); ``common`` is added to each (e.g. ``C=2``).
+    Repeat ``r`` draws its training images with seed ``seed + r``, the same draw for every setting, so the settings
+    are compared on identical data. Returns ``{name: [score for each per_class value]}``.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1; got {repeats}.")
+    curves: dict[str, list[float]] = {name: [] for name in settings}
+    for n in per_class:
+        draws = [few_shot_indices(record, n, seed + r) for r in range(repeats)]
+        for name, options in settings.items():
+            values = [classify(record.subset(rows), np.asarray(X)[rows], **{**common, **options}).value for rows in draws]
+            curves[name].append(float(np.mean(values)))
+    return curves

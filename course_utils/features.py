@@ -26,9 +26,9 @@ Every table of the course is computed from :func:`extract`, so it is built to be
   features differ, so its recipe (:func:`course_utils.engines.feature_numerics`) joins the key. So does
   :data:`DECODE_POLICY`, for the jobs that hold at least one image decoded at reduced scale (only those: the keys
   of all other jobs, and the caches warmed with them, stay valid; finding out reads each JPEG's header, about 0.1 ms
-  an image). Hashing reads every image once per call; the digests are
-  remembered in ``<cache>/digests/`` against each file's size, times and inode (:class:`_DigestMemo`), so a later
-  call costs one ``stat`` per file.
+  an image). Hashing reads every image once per call; the digests are remembered in ``<cache>/digests/`` against
+  each file's size, times and inode (:class:`~course_utils.feature_store.DigestMemo`), so a later call costs one
+  ``stat`` per file.
 * **Resumable.** Rows are written in order; every :data:`CHECKPOINT_SECONDS` (and when interrupted, Ctrl-C
   included) the arrays are flushed to disk and *then* ``progress.json`` records how many rows are done, atomically.
   A killed run resumes from the last checkpoint.
@@ -53,24 +53,24 @@ Every table of the course is computed from :func:`extract`, so it is built to be
 Cache layout: ``<cache root>/features/<sha256 key>/`` holding ``key.json`` (what the key was made of, readable),
 ``<layer>.npy`` per layer, ``progress.json`` while running and ``complete.json`` once done; ``<cache
 root>/digests/`` holds the remembered file digests (this machine's paths: it is never read from a shared cache).
+
+Every runner of a job goes through the same two steps, so that all of them read and write the same entries:
+:func:`plan` checks the job and makes its key (:class:`ExtractionPlan`), and :meth:`ExtractionPlan.fetch` finds its
+entry or hands the runner an entry opened for writing (:mod:`course_utils.feature_store`, which owns the files:
+locking, resuming, checkpoints, the completion marker and its checks). :func:`extract` runs the job in this process;
+:func:`course_utils.scale.ray_extract.extract` runs it on Ray.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import json
 import math
 import os
-import re
-import shutil
 import sys
 import time
-import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,8 +79,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from . import augment, backbones, config, engines
-from .datasets.images import file_digest, write_text_atomic
+from . import augment, backbones, config, engines, feature_store
+
+# FeatureSet, CacheEntryDamagedWarning and clear_cache were features' own before the store had its module
+from .feature_store import CACHE_VERSION, FeatureSet
+from .feature_store import CacheEntryDamagedWarning as CacheEntryDamagedWarning
+from .feature_store import clear_cache as clear_cache
 from .imageio import DRAFT_SCALES, BadImageError, open_rgb_reduced, upright_size
 
 PREPROCESSING_VERSION = 1  # bump whenever decoding, views or the backbone transforms change the pixels fed in
@@ -93,70 +97,13 @@ DECODE_POLICY = ("jpeg-draft-v1: photos of 2 megapixels or more, largest of 1/8,
 # gain little and would change the features of the paper's datasets (Oxford and Paris at 1024 x 768, VOC at 500 px).
 # The target is a learner's phone photos (8 to 12 megapixels) and Holidays' camera originals.
 REDUCE_MIN_PIXELS = 2_000_000
-CACHE_VERSION = 2  # bump whenever the key's content or an entry's layout changes (2: images by content, CRC-32s)
 CHECKPOINT_SECONDS = 15.0  # how often finished rows are flushed to disk and recorded in progress.json
 PROBE_BATCHES = {"cpu": (1, 8, 16, 32), "cuda": (32, 64, 128, 256)}  # candidates of :func:`tune_batch_size`
 PROBE_MIN_FORWARDS = 2000  # a job this large (in view-forwards) measures its batch size if it is not known yet
 PROBE_ROUNDS = 3
 ON_ERROR = ("raise", "skip")
-_FEATURES_DIR = "features"
-_DIGESTS_DIR = "digests"
-DIGEST_SETTLE_SECONDS = 2.0  # a file changed this recently is not remembered: its timestamps may not show a change yet
-_ZERO_CHUNK = 1 << 18  # bytes per write when zero-filling a layer file where posix_fallocate is missing
 MAX_GPU_WORKERS = 16  # decoding workers feeding a GPU (each holds a copy of the dataset's paths and its own buffers)
-_MIN_IMAGES_FOR_WORKERS = 8  # below this, forking a decoding worker costs more than it saves
-
-
-@dataclass
-class FeatureSet:
-    """Features of a list of images: ``arrays[layer]`` is read-only, shaped ``(n_images, n_views, dim)``, float32.
-
-    Row ``i`` always belongs to ``paths[i]``; an image skipped with ``on_error="skip"`` keeps its row, filled with
-    NaN, and ``valid[i]`` is False. ``cache_path`` is the cache entry folder (``None`` with ``cache=False``).
-    """
-
-    arrays: dict[str, np.ndarray]
-    paths: list[Path]
-    view_names: list[str]
-    valid: np.ndarray
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    backbone: str = ""
-    weights_id: str = ""
-    views: str = ""
-    cache_path: Path | None = None
-    from_cache: bool = False
-
-    @property
-    def layers(self) -> list[str]:
-        """The extracted layers, in the order asked for."""
-        return list(self.arrays)
-
-    @property
-    def n_views(self) -> int:
-        """Views per image."""
-        return len(self.view_names)
-
-    @property
-    def layer(self) -> str:
-        """The one layer of a single-layer set (what :func:`course_utils.experiments.dataset_features` returns)."""
-        if len(self.arrays) != 1:
-            raise ValueError(f"This FeatureSet holds {len(self.arrays)} layers ({self.layers}); pick one with "
-                             "feature_set[layer].")
-        return next(iter(self.arrays))
-
-    @property
-    def X(self) -> np.ndarray:  # the course's name for a feature matrix, as in scikit-learn
-        """The one layer's features, ``(n_images, n_views, dim)``: ``self[self.layer]``."""
-        return self[self.layer]
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, layer: str) -> np.ndarray:
-        try:
-            return self.arrays[layer]
-        except KeyError:
-            raise KeyError(f"No layer {layer!r} in this FeatureSet; it holds {self.layers}.") from None
+MIN_IMAGES_FOR_WORKERS = 8  # below this, forking a decoding worker costs more than it saves
 
 
 def extract(
@@ -202,51 +149,98 @@ def extract(
                               device=device, on_batch=on_batch)
     if runner != "local":
         raise ValueError(f"runner must be 'local' or 'ray'; got {runner!r} (check $COURSE_RUNNER).")
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}.")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of views per forward pass; got {batch_size}.")
+    job = plan(paths, backbone, layers, views, boxes=boxes, engine=engine, cache=cache, on_error=on_error,
+               device=device)
+    run = _Run(job, batch_size, num_workers, progress, device, on_batch)
+    if job.key is None:
+        return run.into_memory()
+    return job.fetch(run.into_entry)
+
+
+@dataclass(frozen=True, eq=False)
+class ExtractionPlan:
+    """One extraction job, checked and ready to run, whatever runs it (:func:`extract` in this process,
+    :func:`course_utils.scale.ray_extract.extract` on Ray): what to compute and where it is stored.
+
+    Made by :func:`plan`, so that every runner checks its inputs, names images by content and builds the cache key
+    the same way, and so finds and writes the same cache entries.
+    """
+
+    paths: list[Path]  # absolute
+    digests: list[str | None]  # each image's SHA-256 (None: unreadable and skipped, or no cache)
+    backbone: backbones.Backbone  # loaded
+    layers: list[str]
+    spec: augment.ViewSpec
+    boxes: np.ndarray | None  # (N, 4) float64 crop boxes, a row of NaN for "whole image"
+    engine: str  # as asked for (its numerics join the key only when they change the features)
+    on_error: str
+    cache_root: Path | None  # the learner's own cache; None with cache=False
+    use_shared: bool  # whether the class's shared cache is read too (only with the default cache)
+    memo: feature_store.DigestMemo | None  # digests remembered in the own cache (None with cache=False)
+    key: str | None  # the cache key (None with cache=False)
+    shapes: dict[str, tuple[int, int, int]]  # each layer's (n_images, n_views, dim)
+
+    @property
+    def widths(self) -> list[int]:
+        """Each layer's values per view, in the order of :attr:`layers`."""
+        return [self.shapes[layer][2] for layer in self.layers]
+
+    def template(self) -> FeatureSet:
+        """An empty FeatureSet describing this job (arrays to be filled in, every image valid)."""
+        return FeatureSet({}, list(self.paths), list(self.spec.view_names), np.ones(len(self.paths), dtype=bool),
+                          [], self.backbone.name, self.backbone.weights_id, self.spec.name)
+
+    def fetch(self, compute: Callable[[feature_store.EntryWriter], FeatureSet]) -> FeatureSet:
+        """This job's features from the cache (shared or own), else ``compute(writer)`` into its own entry, under
+        the entry's lock (:func:`course_utils.feature_store.fetch`). Needs a cache (``key`` is not None)."""
+        if self.key is None or self.cache_root is None or self.memo is None:
+            raise ValueError("This plan was made with cache=False: it has no cache entry to fetch.")
+        return feature_store.fetch(self.cache_root, self.key, self.template, self.shapes, self.memo, compute,
+                                   use_shared=self.use_shared)
+
+
+def plan(
+    paths: Sequence[str | os.PathLike],
+    backbone: str | backbones.Backbone = config.DEFAULT_BACKBONE,
+    layers: str | Sequence[str] | None = None,
+    views: str | augment.ViewSpec = "whole",
+    *,
+    boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+    engine: str = "auto",
+    cache: bool | str | os.PathLike = True,
+    on_error: str = "raise",
+    device: str | None = None,
+) -> ExtractionPlan:
+    """The job :func:`extract` runs for these arguments (same meanings), checked, before anything is computed:
+    the images' content digests (hashed once, then remembered in the cache), the backbone (loaded on ``device``,
+    default :func:`course_utils.config.device`, when given by name), the layers and the cache key.
+
+    Raises what :func:`extract` raises for its inputs: ``ValueError`` for an unknown ``on_error``, an empty path
+    list, unknown layers or views, or boxes of the wrong shape; :class:`~course_utils.imageio.BadImageError` for a
+    missing or unreadable file when ``on_error="raise"``.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}.")
     image_paths = [Path(os.path.abspath(os.fspath(p))) for p in paths]
     if not image_paths:
         raise ValueError("extract() got no image paths: check that the dataset folder holds images.")
     spec = augment.get_views(views)
     crop_boxes = _check_boxes(boxes, len(image_paths))
-    cache_root = _cache_root(cache)
-    memo = _DigestMemo(cache_root) if cache_root is not None else None  # the learner's own cache, even for hits
-    digests = _content_digests(image_paths, on_error, memo)  # read from the shared one
+    root = feature_store.cache_root(cache)
+    memo = feature_store.DigestMemo(root) if root is not None else None  # the learner's own cache, even for hits
+    digests = feature_store.content_digests(image_paths, on_error, memo)  # read from the shared one
     if isinstance(backbone, str):
         backbone = _load_backbone(backbone, device or config.device())
     layer_names = _check_layers(backbone, layers)
-    run = _Run(backbone, layer_names, spec, image_paths, crop_boxes, engine, batch_size, num_workers, on_error,
-               progress, device, on_batch)
-    if cache_root is None or memo is None:  # (both or neither)
-        return run.into_memory()
-    return _cached(run, digests, cache_root, memo, use_shared=cache is True)
-
-
-def _cached(run: _Run, digests: list[str | None], cache_root: Path, memo: _DigestMemo, use_shared: bool) -> FeatureSet:
-    """``run``'s features from the class's shared cache (``use_shared``, read-only), else from our own entry under
-    ``cache_root``, else computed into it; one process at a time computes an entry, the others wait and read it."""
-    decode = DECODE_POLICY if _reduces_any(run.paths, run.spec, run.boxes, run.backbone.input_size) else None
-    numerics = engines.feature_numerics(run.engine_name)
-    key = _cache_key(run.backbone, run.layers, run.spec, run.boxes, digests, numerics, decode)
-    name = hashlib.sha256(key.encode()).hexdigest()
-    shared = config.shared_cache_dir() if use_shared else None
-    if shared is not None:  # read-only: no lock, nothing written there; a miss is computed into our own cache
-        loaded = _read_entry(shared / _FEATURES_DIR / name, run, memo, f"it is computed into {cache_root}")
-        if loaded is not None:
-            return loaded
-    entry = cache_root / _FEATURES_DIR / name
-    entry.mkdir(parents=True, exist_ok=True)
-    with _exclusive(entry):  # a second process asking for the same features waits, then reads them
-        loaded = _read_entry(entry, run, memo, "it is computed again")
-        if loaded is not None:
-            return loaded
-        return run.into_entry(entry, key, memo)
-
-
-class CacheEntryDamagedWarning(UserWarning):
-    """A finished feature-cache entry failed its checks when read back; its features are computed again."""
+    key = None
+    if root is not None:
+        decode = DECODE_POLICY if _reduces_any(image_paths, spec, crop_boxes, backbone.input_size) else None
+        key = _cache_key(backbone, layer_names, spec, crop_boxes, digests, engines.feature_numerics(engine), decode)
+    shapes = {layer: (len(image_paths), spec.n_views, _layer_dim(backbone, layer)) for layer in layer_names}
+    return ExtractionPlan(image_paths, digests, backbone, layer_names, spec, crop_boxes, engine, on_error, root,
+                          cache is True, memo, key, shapes)
 
 
 @lru_cache(maxsize=2)
@@ -274,7 +268,7 @@ def plan_workers(n_images: int, device: str, engine: str = "torch", cores: int |
     """
     cores = cores or config.cpu_count()
     threads = cores if engine in ("torch", "compile") else 1
-    if n_images < _MIN_IMAGES_FOR_WORKERS:
+    if n_images < MIN_IMAGES_FOR_WORKERS:
         return 0, threads
     if device.startswith("cuda"):
         return max(1, min(cores - 1, MAX_GPU_WORKERS)), threads
@@ -299,28 +293,6 @@ def _check_boxes(boxes, n_images: int) -> np.ndarray | None:
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"Box of image {i} {array[i].tolist()} is empty: it needs x1 > x0 and y1 > y0.")
     return array
-
-
-def _content_digests(paths: list[Path], on_error: str, memo: _DigestMemo | None) -> list[str | None]:
-    """Each file's SHA-256 for the cache key (``None`` for a file that cannot be read, only allowed when skipping);
-    with no cache (``memo`` is ``None``) only that every file exists is checked, and no digest is computed."""
-    digests: list[str | None] = []
-    for path in paths:
-        try:
-            if memo is None:
-                path.stat()  # no key to make: only check that the file is there
-                digests.append(None)
-            else:
-                digests.append(memo.digest(path, "sha256"))
-        except OSError as err:
-            if on_error == "raise":
-                reason = ("the file does not exist (check the path and the dataset folder)"
-                          if isinstance(err, FileNotFoundError) else f"it cannot be read ({err.strerror or err})")
-                raise BadImageError(path, reason) from None
-            digests.append(None)
-    if memo is not None:
-        memo.save()
-    return digests
 
 
 def _check_layers(backbone: backbones.Backbone, layers: str | Sequence[str] | None) -> list[str]:
@@ -364,160 +336,6 @@ def _cache_key(backbone, layers, spec, boxes, digests, numerics: str | None = No
     return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
 
-def _cache_root(cache: bool | str | os.PathLike) -> Path | None:
-    if cache is False:
-        return None
-    return config.cache_dir() if cache is True else Path(cache).expanduser()
-
-
-def _layer_file(entry: Path, layer: str) -> Path:
-    return entry / (re.sub(r"[^A-Za-z0-9_.@+-]", "_", layer) + ".npy")
-
-
-@contextlib.contextmanager
-def _exclusive(entry: Path) -> Iterator[None]:
-    """Hold an advisory lock on a cache entry (POSIX); elsewhere, no lock."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: two notebooks extracting the same features at once would both compute them
-        yield
-        return
-    with open(entry / ".lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write_json(path: Path, content: dict) -> None:
-    write_text_atomic(path, json.dumps(content, indent=1))  # umask permissions: a class can share the cache
-
-
-class _DigestMemo:
-    """File digests remembered in ``<cache root>/digests/`` (one JSON per folder of files), each against the file's
-    size, modification and change times and inode: a file that still has all four has the same bytes. Any write
-    changes the change time, which no program can set back, so a changed file is always hashed again. A file changed
-    less than :data:`DIGEST_SETTLE_SECONDS` before it was hashed is not remembered (its next change could fall in the
-    same tick of a coarse file-system clock). Losing the memo only costs time; writing it never fails a run."""
-
-    def __init__(self, root: Path) -> None:
-        self.folder = root / _DIGESTS_DIR
-        self.tables: dict[str, dict[str, dict]] = {}  # by folder (a string: hashing Path objects costs more here)
-        self.changed: set[str] = set()
-
-    def digest(self, path: Path, algorithm: str) -> str:
-        """The file's digest, from the memo when the file is unchanged; raises ``OSError`` when it cannot be read."""
-        folder, name = os.path.split(os.fspath(path))
-        signature = _signature(os.stat(path))
-        table = self._table(folder)
-        remembered = table.get(name)
-        if remembered is not None and remembered.get("signature") == signature and algorithm in remembered:
-            return remembered[algorithm]
-        value = file_digest(path, algorithm)
-        settled = time.time_ns() - max(signature[1], signature[2]) >= DIGEST_SETTLE_SECONDS * 1e9
-        if settled and _signature(os.stat(path)) == signature:  # and it did not change while being read
-            if remembered is None or remembered.get("signature") != signature:
-                remembered = table[name] = {"signature": signature}
-            remembered[algorithm] = value
-            self.changed.add(folder)
-        return value
-
-    def save(self) -> None:
-        """Write the tables that gained digests (best effort: a read-only or full disk only loses the memo)."""
-        for folder in self.changed:
-            try:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                _write_json(self._file(folder), {"folder": folder, "files": self.tables[folder]})
-            except OSError:
-                pass
-        self.changed.clear()
-
-    def _file(self, folder: str) -> Path:
-        return self.folder / f"{hashlib.sha256(os.fsencode(folder)).hexdigest()[:32]}.json"
-
-    def _table(self, folder: str) -> dict[str, dict]:
-        if folder not in self.tables:
-            try:
-                record = json.loads(self._file(folder).read_text())
-                table = record["files"] if record.get("folder") == folder else {}
-            except (OSError, ValueError, KeyError, TypeError):
-                table = {}
-            self.tables[folder] = table if isinstance(table, dict) else {}
-        return self.tables[folder]
-
-
-def _signature(info: os.stat_result) -> list[int]:
-    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
-
-
-def _size_text(n_bytes: int, exact: bool = True) -> str:
-    """``"320 bytes"``, ``"12.5 MiB (13,107,200 bytes)"`` (``exact``) or ``"12.5 MiB"``."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}" + (f" ({n_bytes:,} bytes)" if exact else "")
-    return f"{n_bytes} bytes"
-
-
-def _create_array(path: Path, shape: tuple[int, ...], entry_bytes: int) -> np.memmap:
-    """A new ``.npy`` file of zeros, allocated on disk before any row is written through its memory map."""
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-    try:
-        _reserve_space(path, entry_bytes, zero_from=array.offset)
-    except BaseException:
-        del array
-        path.unlink(missing_ok=True)
-        raise
-    return array
-
-
-def _reserve_space(path: Path, entry_bytes: int, zero_from: int | None) -> None:
-    """Allocate every block of ``path`` now (``os.posix_fallocate``), so that a full disk is an ``OSError`` naming the
-    space needed and where, not a ``SIGBUS`` when a row is later written through the memory map. Where that call is
-    missing or unsupported, a new file is allocated by writing its zeros from byte ``zero_from`` on (``None``: a
-    resumed file, whose rows must be kept, is left as it is)."""
-    size = path.stat().st_size
-    try:
-        with open(path, "r+b") as handle:
-            try:
-                os.posix_fallocate(handle.fileno(), 0, size)
-            except (AttributeError, OSError) as err:  # AttributeError: no posix_fallocate (macOS, Windows)
-                if isinstance(err, OSError) and err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                    raise
-                if zero_from is not None:
-                    handle.seek(zero_from)
-                    zeros = bytes(_ZERO_CHUNK)
-                    for start in range(zero_from, size, len(zeros)):
-                        handle.write(zeros[: min(len(zeros), size - start)])
-                    handle.flush()
-                    os.fsync(handle.fileno())
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        free = shutil.disk_usage(path.parent).free
-        raise OSError(
-            err.errno,
-            f"Not enough disk space for the features: {path.name} needs {_size_text(size)} and the whole entry "
-            f"{_size_text(entry_bytes)} in {path.parent}, where {_size_text(free, exact=False)} are free. Free "
-            f"some space there (or set COURSE_CACHE_DIR to a larger disk) and run again: the rows already finished "
-            f"are kept.",
-        ) from err
-
-
-def _read_entry(entry: Path, run: _Run, memo: _DigestMemo, then: str) -> FeatureSet | None:
-    """The finished, verified entry, or ``None``: not finished (no warning), or damaged (one warning line naming the
-    entry and what was wrong; ``then`` says what happens next). Reads only: nothing is written into ``entry``."""
-    if not (entry / "complete.json").is_file():
-        return None
-    loaded = _load_entry(entry, run.template(), run.shapes, memo)
-    memo.save()
-    if isinstance(loaded, str):
-        warnings.warn(f"Feature cache entry {entry} is damaged ({loaded}); {then}.", CacheEntryDamagedWarning,
-                      stacklevel=3)
-        return None
-    return loaded
-
-
 # --------------------------------------------------------------------------------------------------- decoding
 
 
@@ -532,7 +350,7 @@ class _ImageViews(Dataset):
         self.paths, self.start, self.spec, self.boxes, self.input_size = paths, start, spec, boxes, input_size
         self.reduce_big_jpegs = reduce_big_jpegs
         # With a two-part transform (backbones.SquashTransform) the views travel as uint8 and are normalised where
-        # the network runs (:func:`_normalised`); any other callable runs whole here.
+        # the network runs (:func:`network_input`); any other callable runs whole here.
         self.transform = getattr(transform, "resize", transform)
         self.mirror_by_flip: bool | None = None  # decided on the first image (in each worker)
 
@@ -652,12 +470,12 @@ def view_loader(
     )
 
 
-def _normalised(pixels: torch.Tensor, transform, device: str) -> torch.Tensor:
-    """The loader's views as the network's float32 input, on ``device``: uint8 views are copied there first (a quarter
-    of the bytes of float32) and normalised there."""
+def network_input(pixels: torch.Tensor, transform, device: str) -> torch.Tensor:
+    """:func:`view_loader`'s views as the network's float32 input, on ``device``: uint8 views are copied there first
+    (a quarter of the bytes of float32) and normalised there by ``transform`` (the backbone's)."""
     if pixels.dtype != torch.uint8:
         return pixels
-    return transform.normalize(pixels.to(device, non_blocking=True))
+    return transform.standardize(pixels.to(device, non_blocking=True))
 
 
 def _collate(items):
@@ -673,89 +491,34 @@ def _collate(items):
 
 
 class _Run:
-    """One extraction job: the loop from decoded views to stored rows, into memory or into a cache entry."""
+    """One extraction job run in this process: the loop from decoded views to stored rows, into memory or into a
+    cache entry."""
 
-    def __init__(self, backbone, layers, spec, paths, boxes, engine, batch_size, num_workers, on_error, progress,
-                 device, on_batch) -> None:
-        self.backbone, self.layers, self.spec, self.paths, self.boxes = backbone, layers, spec, paths, boxes
-        self.engine_name, self.batch_size, self.num_workers = engine, batch_size, num_workers
-        self.on_error, self.progress, self.on_batch = on_error, progress, on_batch
-        self.device = device or str(next(backbone.model.parameters()).device)
+    def __init__(self, job: ExtractionPlan, batch_size, num_workers, progress, device, on_batch) -> None:
+        self.job, self.backbone, self.layers, self.spec = job, job.backbone, job.layers, job.spec
+        self.paths, self.boxes, self.engine_name, self.on_error = job.paths, job.boxes, job.engine, job.on_error
+        self.batch_size, self.num_workers, self.progress, self.on_batch = batch_size, num_workers, progress, on_batch
+        self.device = device or str(next(job.backbone.model.parameters()).device)
         self.settings: dict = {}  # engine, batch size, workers and threads of the last run (saved in complete.json)
-        self.shapes = {layer: (len(paths), spec.n_views, _layer_dim(backbone, layer)) for layer in layers}
-
-    def template(self) -> FeatureSet:
-        """An empty FeatureSet describing this job (arrays to be filled in)."""
-        return FeatureSet({}, list(self.paths), list(self.spec.view_names), np.ones(len(self.paths), dtype=bool),
-                          [], self.backbone.name, self.backbone.weights_id, self.spec.name)
 
     def into_memory(self) -> FeatureSet:
-        arrays = {layer: np.full(shape, np.nan, dtype=np.float32) for layer, shape in self.shapes.items()}
+        arrays = {layer: np.full(shape, np.nan, dtype=np.float32) for layer, shape in self.job.shapes.items()}
         skipped: dict[int, str] = {}
         self._loop(arrays, start=0, skipped=skipped, checkpoint=lambda done: None)
         for array in arrays.values():
             array.flags.writeable = False
-        result = self.template()
+        result = self.job.template()
         result.arrays = arrays
         result.skipped = [(str(self.paths[i]), skipped[i]) for i in sorted(skipped)]
         result.valid[sorted(skipped)] = False
         return result
 
-    def into_entry(self, entry: Path, key: str, memo: _DigestMemo) -> FeatureSet:
-        marker, progress_file = entry / "complete.json", entry / "progress.json"
-        if marker.exists():  # a finished entry that failed its checks: withdraw the marker before touching anything
-            marker.unlink()
-            progress_file.unlink(missing_ok=True)  # its rows are the damaged ones: start again from row 0
-        arrays, start, skipped = self._open_or_resume(entry)
-
-        def checkpoint(done: int) -> None:
-            for array in arrays.values():
-                array.flush()  # rows on disk first, then the record that says they are there
-            _write_json(progress_file, {"done": done, "skipped": _skipped_list(self.paths, skipped)})
-
-        if start == 0:
-            write_text_atomic(entry / "key.json", key)
-            checkpoint(0)
-        self._loop(arrays, start=start, skipped=skipped, checkpoint=checkpoint)
-        for array in arrays.values():
-            array.flush()
-        arrays.clear()  # close the writable maps; the result re-opens them read-only
-        checksums = {layer: file_digest(_layer_file(entry, layer), "crc32") for layer in self.layers}
-        _write_json(marker, {
-            "cache_version": CACHE_VERSION, "n_images": len(self.paths), "views": self.spec.view_names,
-            "layers": self.layers, "shapes": {layer: list(shape) for layer, shape in self.shapes.items()},
-            "crc32": checksums, "skipped": _skipped_list(self.paths, skipped), **self.settings,
-        })
-        progress_file.unlink(missing_ok=True)
-        loaded = _load_entry(entry, self.template(), self.shapes, memo, verify=False)  # just checksummed
-        if isinstance(loaded, str):
-            raise RuntimeError(f"The feature cache entry {entry} was written but cannot be read back ({loaded}); "
-                               f"delete it.")
-        loaded.from_cache = False
-        return loaded
-
-    def _open_or_resume(self, entry: Path) -> tuple[dict[str, np.memmap], int, dict[int, str]]:
-        """The entry's arrays, opened for writing and allocated on disk: resumed from progress.json when it is
-        consistent, else new."""
-        progress_file = entry / "progress.json"
-        entry_bytes = sum(4 * math.prod(shape) for shape in self.shapes.values())
-        if progress_file.is_file():
-            try:
-                record = json.loads(progress_file.read_text())
-                arrays = {layer: np.load(_layer_file(entry, layer), mmap_mode="r+") for layer in self.layers}
-                if all(arrays[layer].shape == shape and arrays[layer].dtype == np.float32
-                       for layer, shape in self.shapes.items()):
-                    skipped = {int(item["index"]): item["reason"] for item in record["skipped"]}
-                    for layer in self.layers:
-                        _reserve_space(_layer_file(entry, layer), entry_bytes, zero_from=None)
-                    return arrays, int(record["done"]), skipped
-            except (OSError, ValueError, KeyError, TypeError, EOFError) as err:
-                if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-                    raise  # the disk is full: keep the finished rows for when space is freed
-            progress_file.unlink(missing_ok=True)  # a damaged entry: start it again below
-        arrays = {layer: _create_array(_layer_file(entry, layer), shape, entry_bytes)
-                  for layer, shape in self.shapes.items()}
-        return arrays, 0, {}
+    def into_entry(self, writer: feature_store.EntryWriter) -> FeatureSet:
+        """Fill the rows of ``writer``'s entry from the first unfinished one on, in order, then finish it."""
+        skipped = writer.skipped
+        self._loop(writer.arrays, start=writer.done, skipped=skipped,
+                   checkpoint=lambda done: writer.checkpoint(done, skipped))
+        return writer.finish(skipped, self.settings)
 
     def _loop(self, arrays, start: int, skipped: dict[int, str], checkpoint: Callable[[int], None]) -> None:
         """Fill rows ``start..N-1`` of ``arrays`` in order; checkpoint regularly and on any interruption."""
@@ -778,7 +541,7 @@ class _Run:
                              num_workers=workers, pin_memory=self.device.startswith("cuda"), boxes=self.boxes,
                              start=start)
         done, last_checkpoint = start, time.monotonic()
-        bar = _progress_bar(n_images, start, self.progress, f"{self.backbone.name} {','.join(self.layers)}")
+        bar = progress_bar(n_images, start, self.progress, f"{self.backbone.name} {','.join(self.layers)}")
         if self.progress and getattr(forward, "reason", ""):
             bar.write(f"features: engine {forward.reason}; {workers} decoding worker(s), {threads} torch threads")
         try:
@@ -812,7 +575,7 @@ class _Run:
     def _forward(self, forward, pixels: torch.Tensor | None, batch: int) -> dict[str, np.ndarray | None]:
         if pixels is None:
             return {layer: None for layer in self.layers}
-        pixels = _normalised(pixels, self.backbone.transform, self.device)
+        pixels = network_input(pixels, self.backbone.transform, self.device)
         chunks = [forward(pixels[i : i + batch]) for i in range(0, len(pixels), batch)]
         return {layer: np.concatenate([chunk[k] for chunk in chunks]) for k, layer in enumerate(self.layers)}
 
@@ -903,7 +666,7 @@ def _probe_batch_size(forward, backbone, layers, device: str, threads: int) -> i
     table[_probe_key(forward, backbone, layers, device, threads)] = {
         "batch": best, "views_per_second": {str(b): round(r, 2) for b, r in rates.items()},
     }
-    _write_json(_probe_file(), table)
+    feature_store.write_json(_probe_file(), table)
     return best
 
 
@@ -927,59 +690,10 @@ def _engine_for(backbone: backbones.Backbone, layers: list[str], engine: str, de
     return built
 
 
-def _load_entry(entry: Path, template: FeatureSet, shapes: dict[str, tuple[int, ...]], memo: _DigestMemo,
-                verify: bool = True) -> FeatureSet | str:
-    """The finished entry as a FeatureSet of read-only memory maps, or what is wrong with it: a missing, empty,
-    truncated layer file, another shape or dtype than the job's, or (``verify``) a CRC-32 other than recorded."""
-    try:
-        record = json.loads((entry / "complete.json").read_text())
-        checksums, skipped = record["crc32"], [(int(item["index"]), item["reason"]) for item in record["skipped"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return f"complete.json cannot be read ({err})"
-    if any(not 0 <= i < len(template.paths) for i, _ in skipped):
-        return "complete.json lists skipped images that the job does not have"
-    arrays = {}
-    for layer, shape in shapes.items():
-        path = _layer_file(entry, layer)
-        try:
-            if path.stat().st_size == 0:
-                return f"{path.name} is empty"
-            array = np.load(path, mmap_mode="r")
-        except FileNotFoundError:
-            return f"{path.name} is missing"
-        except (OSError, ValueError, EOFError) as err:
-            return f"{path.name} cannot be read: {err}"
-        if array.shape != shape or array.dtype != np.float32 or not array.flags.c_contiguous:
-            return f"{path.name} holds {array.dtype} {array.shape}, not float32 {shape}"
-        if verify:
-            try:
-                crc = memo.digest(path, "crc32")
-            except OSError as err:
-                return f"{path.name} cannot be read: {err}"
-            if crc != checksums.get(layer):
-                return f"{path.name} fails its checksum: CRC-32 {crc}, recorded {checksums.get(layer)}"
-        arrays[layer] = array
-    template.arrays, template.cache_path, template.from_cache = arrays, entry, True
-    template.skipped = [(str(template.paths[i]), reason) for i, reason in skipped]
-    template.valid[[i for i, _ in skipped]] = False
-    return template
-
-
-def _skipped_list(paths: list[Path], skipped: dict[int, str]) -> list[dict]:
-    return [{"index": i, "path": str(paths[i]), "reason": skipped[i]} for i in sorted(skipped)]
-
-
-def _progress_bar(total: int, initial: int, enabled: bool, label: str):
+def progress_bar(total: int, initial: int, enabled: bool, label: str):
+    """A tqdm bar over ``total`` images starting at ``initial`` (resumed rows), on stderr; silent unless ``enabled``.
+    Every runner shows the same bar, so a notebook looks the same whichever ran the job."""
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, unit="img", desc=label, disable=not enabled, file=sys.stderr,
                 dynamic_ncols=True, smoothing=0.1)
-
-
-def clear_cache(cache_root: str | os.PathLike | None = None) -> int:
-    """Delete every stored feature entry under ``cache_root`` (default: the course cache); returns how many."""
-    root = (Path(cache_root) if cache_root else config.cache_dir()) / _FEATURES_DIR
-    entries = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    for entry in entries:
-        shutil.rmtree(entry)
-    return len(entries)

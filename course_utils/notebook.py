@@ -8,20 +8,13 @@ changes global state on import; :func:`setup` is the one explicit call that seed
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 
 from . import config
-from .datasets.subsets import few_shot_indices
-
-if TYPE_CHECKING:
-    from .backbones import Backbone
-    from .datasets.base import DatasetRecord
 
 # Matplotlib defaults for every notebook: figures big enough to read on a laptop, small enough to stay light in git.
 PLOT_STYLE = {
@@ -97,46 +90,3 @@ def sample_photos(names: Sequence[str] = ("chelsea", "coffee", "astronaut")) -> 
     if unknown:
         raise ValueError(f"Unknown sample photo(s) {unknown}; choose from {list(SAMPLE_PHOTOS)}.")
     return {name: Image.fromarray(getattr(data, name)()).convert("RGB") for name in names}
-
-
-# --- features of a few in-memory images (notebook 01) and few-shot comparisons (notebooks 03, 04) -----------------
-# These two belong with features and experiments; they move there when those modules take them (issue 20).
-
-
-def image_features(backbone: Backbone, images: Sequence[Image.Image], layer: str | None = None) -> np.ndarray:
-    """One layer's pooled features ``(n_images, dim)`` of a few PIL images, computed in one batch, not cached.
-
-    For quick experiments on images made in the notebook (a darker copy, a crop); datasets go through
-    :func:`course_utils.features.extract`, which caches.
-    """
-    import torch
-
-    if not images:
-        raise ValueError("image_features needs at least one image.")
-    batch = torch.stack([backbone.transform(image.convert("RGB")) for image in images])
-    device = next(backbone.model.parameters()).device
-    with torch.no_grad():
-        (output,) = backbone.extractor(layer or backbone.default_layer)(batch.to(device))
-    return output.cpu().numpy()
-
-
-def few_shot_scores(record: DatasetRecord, X: np.ndarray, per_class: Sequence[int], settings: Mapping[str, dict],
-                    repeats: int = 3, seed: int = 0, **common) -> dict[str, list[float]]:
-    """Mean test score of each setting when training on ``per_class`` images of every class, averaged over repeats.
-
-    ``settings`` maps a name to keyword arguments of :func:`course_utils.experiments.classify` (e.g.
-    ``{"CNN-SVM": {"use_views": "whole"}, "CNNaug-SVM": {"use_views": "all"}}``); ``common`` is added to each (e.g. ``C=2``).
-    Repeat ``r`` draws its training images with seed ``seed + r``, the same draw for every setting, so the settings
-    are compared on identical data. Returns ``{name: [score for each per_class value]}``.
-    """
-    from .experiments import classify
-
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1; got {repeats}.")
-    curves: dict[str, list[float]] = {name: [] for name in settings}
-    for n in per_class:
-        draws = [few_shot_indices(record, n, seed + r) for r in range(repeats)]
-        for name, options in settings.items():
-            values = [classify(record.subset(rows), np.asarray(X)[rows], **{**common, **options}).value for rows in draws]
-            curves[name].append(float(np.mean(values)))
-    return curves

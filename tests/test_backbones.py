@@ -124,13 +124,13 @@ def test_transform_halves_give_uint8_then_the_same_floats(chelsea):
     assert pixels.shape == (3, 224, 224) and pixels.dtype == torch.uint8 and pixels.is_contiguous()
     assert torch.equal(pixels[0], pixels[2])  # grey copied to the three channels
     batch = torch.stack([transform.resize(chelsea), pixels])
-    assert torch.equal(transform.normalize(batch)[0], transform(chelsea))
+    assert torch.equal(transform.standardize(batch)[0], transform(chelsea))
     # one value by hand: (v / 255 - mean) / std, channel by channel
     v = int(batch[0, 1, 10, 20])
     expected = (v * (1.0 / 255) - backbones.IMAGENET_MEAN[1]) / backbones.IMAGENET_STD[1]
-    assert float(transform.normalize(batch)[0, 1, 10, 20]) == pytest.approx(expected, abs=1e-6)
+    assert float(transform.standardize(batch)[0, 1, 10, 20]) == pytest.approx(expected, abs=1e-6)
     with pytest.raises(ValueError, match="uint8 tensors of resize"):
-        transform.normalize(batch.float())
+        transform.standardize(batch.float())
 
 
 def test_transform_refuses_a_zero_std():

@@ -12,7 +12,7 @@ import pytest
 from conftest import random_photo
 from PIL import Image
 
-from course_utils import augment, config, features
+from course_utils import augment, config, feature_store, features
 from course_utils.imageio import BadImageError, open_rgb, open_rgb_reduced
 
 SIZE = 224  # the registry's input size
@@ -116,7 +116,7 @@ def test_only_jobs_with_a_reduced_image_get_a_new_cache_key(tmp_path, lite0, mon
     big = jpeg(tmp_path / "big.jpg", (2000, 1500), seed=5)
     keys = []
     monkeypatch.setattr(features, "_cache_key", lambda *args: keys.append(args[-1]) or str(len(keys)))
-    monkeypatch.setattr(features, "_read_entry", lambda *args: "hit")  # stop at the lookup: nothing to compute
+    monkeypatch.setattr(feature_store, "read_entry", lambda *args: "hit")  # stop at the lookup: nothing to compute
     spec = augment.get_views("paper16")
     for paths in (small, [*small, big]):
         assert features.extract(paths, lite0, views=spec, cache=tmp_path / "cache", progress=False) == "hit"

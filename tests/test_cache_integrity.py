@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from test_features import CountingEngines, run, tiny_backbone, write_photos
 
-from course_utils import features
+from course_utils import feature_store, features
 from course_utils.datasets.images import file_digest
 from course_utils.features import CacheEntryDamagedWarning
 
@@ -129,11 +129,11 @@ def test_the_marker_records_a_crc32_per_layer_and_the_full_shapes(tmp_path):
 def test_a_verified_layer_file_is_not_read_again_until_it_changes(tmp_path, monkeypatch):
     """The CRC-32 of a settled file is remembered against its size, times and inode: a hit then costs no pass over
     its bytes, and any write to it makes the next hit check it again."""
-    monkeypatch.setattr(features, "DIGEST_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(feature_store, "DIGEST_SETTLE_SECONDS", 0.0)
     paths, original = finished_entry(tmp_path)
     hashed: list[str] = []
-    real = features.file_digest
-    monkeypatch.setattr(features, "file_digest", lambda path, algorithm: hashed.append(Path(path).name) or
+    real = feature_store.file_digest
+    monkeypatch.setattr(feature_store, "file_digest", lambda path, algorithm: hashed.append(Path(path).name) or
                         real(path, algorithm))
     assert run(paths, tmp_path / "cache", batch_size=2).from_cache
     assert "fc.npy" in hashed  # written by the extraction, checked once on the first hit
@@ -149,9 +149,9 @@ def test_a_verified_layer_file_is_not_read_again_until_it_changes(tmp_path, monk
 
 
 def test_an_image_changed_under_the_memo_is_hashed_again(tmp_path, monkeypatch):
-    monkeypatch.setattr(features, "DIGEST_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(feature_store, "DIGEST_SETTLE_SECONDS", 0.0)
     path = write_photos(tmp_path / "img", 1)[0]
-    memo = features._DigestMemo(tmp_path / "cache")
+    memo = feature_store.DigestMemo(tmp_path / "cache")
     first = memo.digest(path, "sha256")
     memo.save()
     data = bytearray(path.read_bytes())
@@ -160,13 +160,13 @@ def test_an_image_changed_under_the_memo_is_hashed_again(tmp_path, monkeypatch):
     time.sleep(0.1)  # past the file system clock's tick, so that the change time moves
     path.write_bytes(bytes(data))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and modification time: the change time moves
-    again = features._DigestMemo(tmp_path / "cache").digest(path, "sha256")
+    again = feature_store.DigestMemo(tmp_path / "cache").digest(path, "sha256")
     assert again != first and again == file_digest(path, "sha256")
 
 
 def test_a_file_hashed_just_after_it_changed_is_not_remembered(tmp_path):
     path = write_photos(tmp_path / "img", 1)[0]  # written now: inside DIGEST_SETTLE_SECONDS
-    memo = features._DigestMemo(tmp_path / "cache")
+    memo = feature_store.DigestMemo(tmp_path / "cache")
     memo.digest(path, "sha256")
     memo.save()
     assert not (tmp_path / "cache" / "digests").exists()

@@ -21,7 +21,7 @@ import pytest
 from test_demo_data import TinySet
 from test_features import CountingEngines, run, tiny_backbone, write_photos
 
-from course_utils import config, features
+from course_utils import config, feature_store
 from course_utils.datasets import demo
 from course_utils.features import CacheEntryDamagedWarning
 
@@ -73,7 +73,7 @@ def as_student(tmp_path: Path, monkeypatch, teacher_paths: list[Path], shared: P
 
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=["022", "002", "077"])
 def test_cache_files_get_the_umask_permissions_never_0600(tmp_path, monkeypatch, umask):
-    monkeypatch.setattr(features, "DIGEST_SETTLE_SECONDS", 0.0)  # so that the digest memo is written too
+    monkeypatch.setattr(feature_store, "DIGEST_SETTLE_SECONDS", 0.0)  # so that the digest memo is written too
     previous = os.umask(umask)
     try:
         paths = write_photos(tmp_path / "img", 3)
@@ -98,8 +98,8 @@ def test_a_read_only_shared_cache_gives_hits_and_is_never_written(tmp_path, monk
 
     counter = CountingEngines(monkeypatch)
     locks: list[Path] = []
-    real_exclusive = features._exclusive
-    monkeypatch.setattr(features, "_exclusive", lambda entry: locks.append(entry) or real_exclusive(entry))
+    real_exclusive = feature_store._exclusive
+    monkeypatch.setattr(feature_store, "_exclusive", lambda entry: locks.append(entry) or real_exclusive(entry))
     hit = run(student_paths, True, views="mirror")
     assert hit.from_cache and counter.rows == 0 and locks == []  # read without a lock
     assert hit.cache_path.is_relative_to(shared)

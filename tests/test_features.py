@@ -145,7 +145,7 @@ def test_view_loader_hands_over_uint8_views_normalised_where_the_network_runs(tm
     assert indices == [0, 1, 2] and reasons == {}
     assert pixels.shape == (6, 3, 16, 16) and pixels.dtype == torch.uint8  # a quarter of float32's bytes
     expected = torch.stack([backbone.transform(view) for path in paths for view in spec(open_rgb(path))])
-    assert torch.equal(backbone.transform.normalize(pixels), expected)
+    assert torch.equal(backbone.transform.standardize(pixels), expected)
     # A transform without the two halves runs whole in the loader: float32 comes out.
     backbone.transform = CountingTransform(backbone.transform)
     _, pixels, _ = next(iter(features.view_loader(paths, backbone, spec, images_per_batch=3, num_workers=0)))

@@ -51,9 +51,9 @@ def test_normalising_on_the_gpu_gives_the_cpus_bits(networks, photos):
 
     transform = networks[0].transform
     pixels = torch.stack([transform.resize(Image.open(path)) for path in photos[:4]])
-    on_gpu = transform.normalize(pixels.to("cuda"))
+    on_gpu = transform.standardize(pixels.to("cuda"))
     assert on_gpu.device.type == "cuda" and on_gpu.dtype == torch.float32
-    assert torch.equal(on_gpu.cpu(), transform.normalize(pixels))
+    assert torch.equal(on_gpu.cpu(), transform.standardize(pixels))
 
 
 def test_gpu_decoding_workers_give_the_same_rows(networks, photos):

@@ -40,8 +40,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("__init__", "config", "paper"),
     # datasets: files, splits, labels and ground truth, loaders, downloads, the demo sets, subsets
     "data": ("datasets.*",),
-    # pixels to features: image decoding, the paper's views, networks, inference engines, pooling of conv maps
-    "vision": ("imageio", "augment", "backbones", "engines", "features", "pooling"),
+    # pixels to features: image decoding, the paper's views, networks, inference engines, the feature store, pooling
+    "vision": ("imageio", "augment", "backbones", "engines", "features", "feature_store", "pooling"),
     # learning on feature arrays: the linear SVMs and C selection, feature normalisation
     "learning": ("classify", "normalize"),
     # instance search on feature arrays: nearest neighbours, whitening, patches, the retrieval protocols

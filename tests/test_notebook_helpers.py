@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import backbones, notebook
+from course_utils import backbones, experiments, notebook
 from course_utils.datasets.base import DatasetRecord
 
 
@@ -94,7 +94,7 @@ def untrained_lite0():
     return backbones.load("efficientnet_lite0", pretrained=False)
 
 
-def test_image_features_match_the_cached_extraction_of_the_same_pixels(untrained_lite0, tmp_path):
+def test_backbone_embed_matches_the_cached_extraction_of_the_same_pixels(untrained_lite0, tmp_path):
     from course_utils import features
 
     photos = [notebook.sample_photos(["coffee"])["coffee"], Image.fromarray(np.full((40, 60, 3), 90, np.uint8))]
@@ -102,13 +102,13 @@ def test_image_features_match_the_cached_extraction_of_the_same_pixels(untrained
     for i, photo in enumerate(photos):
         paths.append(tmp_path / f"photo_{i}.png")  # PNG is lossless: the files hold exactly these pixels
         photo.save(paths[-1])
-    got = notebook.image_features(untrained_lite0, photos)
+    got = untrained_lite0.embed(photos)
     assert got.shape == (2, untrained_lite0.layers[untrained_lite0.default_layer])
     reference = features.extract(paths, untrained_lite0, views="whole", engine="torch", cache=False, progress=False)
     np.testing.assert_allclose(got, reference[untrained_lite0.default_layer][:, 0], rtol=1e-4, atol=1e-5)
-    assert notebook.image_features(untrained_lite0, photos[:1], layer="stage2").shape == (1, 24)
+    assert untrained_lite0.embed(photos[:1], layer="stage2").shape == (1, 24)
     with pytest.raises(ValueError, match="needs at least one image"):
-        notebook.image_features(untrained_lite0, [])
+        untrained_lite0.embed([])
 
 
 def _few_shot_record(tmp_path: Path) -> DatasetRecord:
@@ -124,11 +124,11 @@ def test_few_shot_scores_average_each_setting_over_the_same_draws(tmp_path):
     separable = 5 * np.eye(4)[record.labels] + 0.1 * rng.standard_normal((len(record), 4))
     # view 0 is the same vector for every image (chance: one class of three right), view 1 separates the classes
     X = np.stack([np.ones_like(separable), separable], axis=1).astype(np.float32)
-    curves = notebook.few_shot_scores(record, X, [1, 3], {"view 0": {"use_views": "whole"}, "both views": {"use_views": "all"}},
+    curves = experiments.few_shot_scores(record, X, [1, 3], {"view 0": {"use_views": "whole"}, "both views": {"use_views": "all"}},
                                       repeats=2, C=2.0)
     assert curves == {"view 0": [pytest.approx(100 / 3)] * 2, "both views": [100.0, 100.0]}
     with pytest.raises(ValueError, match="repeats must be at least 1; got 0"):
-        notebook.few_shot_scores(record, X, [1], {"view 0": {"use_views": "whole"}}, repeats=0)
+        experiments.few_shot_scores(record, X, [1], {"view 0": {"use_views": "whole"}}, repeats=0)
 
 
 # --- where every helper lives (issue 20: notebook.py is only the set-up facade) ---------------------------------
@@ -140,6 +140,7 @@ MOVED = {
     "course_utils.widgets": ["prediction_explorer", "format_predictions"],
     "course_utils.datasets.subsets": ["class_subset", "retrieval_subset", "few_shot_indices"],
     "course_utils.claims": ["paper_claim", "ClaimRow", "claim_gains", "ClaimGain"],
+    "course_utils.experiments": ["few_shot_scores"],
 }
 
 
@@ -150,10 +151,10 @@ def test_each_moved_helper_is_defined_at_its_new_home(module, name):
     assert getattr(importlib.import_module(module), name).__module__ == module
 
 
-def test_notebook_defines_only_the_set_up_facade_and_the_helpers_awaiting_a_home():
+def test_notebook_defines_only_the_set_up_facade():
     import inspect
 
     defined = {name for name, value in vars(notebook).items()
                if not name.startswith("_") and (inspect.isfunction(value) or inspect.isclass(value))
                and value.__module__ == notebook.__name__}
-    assert defined == {"setup", "SetupInfo", "sample_photos", "image_features", "few_shot_scores"}
+    assert defined == {"setup", "SetupInfo", "sample_photos"}

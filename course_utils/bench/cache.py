@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cli, config, features
+from .. import cli, config, feature_store
 from ..datasets.images import file_digest
 from . import DIM_HELP, add_counts, apply_quick
 
@@ -70,15 +70,15 @@ def _best(rounds: int, work) -> float:
 def _write_entry(entry: Path, shape: tuple[int, int, int]) -> None:
     """A finished entry holding one layer ``pool`` of seeded random features, as :func:`features.extract` leaves it."""
     entry.mkdir(parents=True)
-    array = features._create_array(entry / "pool.npy", shape, 4 * int(np.prod(shape)))
+    array = feature_store.create_array(entry / "pool.npy", shape, 4 * int(np.prod(shape)))
     rng = np.random.default_rng(0)
     for start in range(0, shape[0], 256):
         rows = array[start : start + 256]
         rows[:] = rng.standard_normal(rows.shape, dtype=np.float32)
     array.flush()
     del array
-    features._write_json(entry / "complete.json", {
-        "cache_version": features.CACHE_VERSION, "layers": ["pool"], "skipped": [],
+    feature_store.write_json(entry / "complete.json", {
+        "cache_version": feature_store.CACHE_VERSION, "layers": ["pool"], "skipped": [],
         "crc32": {"pool": file_digest(entry / "pool.npy", "crc32")},
     })
 
@@ -111,14 +111,14 @@ def _time_entry(root: Path, shape: tuple[int, int, int], rounds: int) -> dict[st
     _write_entry(entry, shape)
     view_names = [f"v{i}" for i in range(shape[1])]
 
-    def template() -> features.FeatureSet:
-        return features.FeatureSet({}, [Path(f"{i}.jpg") for i in range(shape[0])], view_names,
+    def template() -> feature_store.FeatureSet:
+        return feature_store.FeatureSet({}, [Path(f"{i}.jpg") for i in range(shape[0])], view_names,
                                    np.ones(shape[0], dtype=bool))
 
-    memo = features._DigestMemo(root)
+    memo = feature_store.DigestMemo(root)
 
-    def hit(verify: bool, memo: features._DigestMemo = memo) -> np.ndarray:
-        loaded = features._load_entry(entry, template(), {"pool": shape}, memo, verify=verify)
+    def hit(verify: bool, memo: feature_store.DigestMemo = memo) -> np.ndarray:
+        loaded = feature_store.load_entry(entry, template(), {"pool": shape}, memo, verify=verify)
         assert not isinstance(loaded, str), loaded
         return loaded["pool"]
 
@@ -128,20 +128,20 @@ def _time_entry(root: Path, shape: tuple[int, int, int], rounds: int) -> dict[st
     with _settled(0.0):  # the file was just written; as if it had settled
         hit(True)
         memo.save()
-        times["memo"] = _best(rounds, lambda: features._DigestMemo(root).digest(layer_file, "crc32"))
-        assert not isinstance(hit(True, features._DigestMemo(root)), str)
+        times["memo"] = _best(rounds, lambda: feature_store.DigestMemo(root).digest(layer_file, "crc32"))
+        assert not isinstance(hit(True, feature_store.DigestMemo(root)), str)
     return times
 
 
 @contextlib.contextmanager
 def _settled(seconds: float) -> Iterator[None]:
-    """``features.DIGEST_SETTLE_SECONDS`` set to ``seconds`` inside the block (``inf``: remember nothing)."""
-    previous = features.DIGEST_SETTLE_SECONDS
-    features.DIGEST_SETTLE_SECONDS = seconds
+    """``feature_store.DIGEST_SETTLE_SECONDS`` set to ``seconds`` inside the block (``inf``: remember nothing)."""
+    previous = feature_store.DIGEST_SETTLE_SECONDS
+    feature_store.DIGEST_SETTLE_SECONDS = seconds
     try:
         yield
     finally:
-        features.DIGEST_SETTLE_SECONDS = previous
+        feature_store.DIGEST_SETTLE_SECONDS = previous
 
 
 def _content_key_images(root: Path, image_dir: str | None, count: int) -> tuple[list[Path], str, bool]:
@@ -162,13 +162,13 @@ def _time_content_keys(root: Path, paths: list[Path], synthetic: bool, rounds: i
     """Seconds (best of ``rounds``) to stat every file, to hash every file and to read the hashes remembered."""
     times = {"stat": _best(rounds, lambda: [p.stat() for p in paths])}
     with _settled(float("inf")):  # remember nothing: every round reads every file
-        times["sha"] = _best(rounds, lambda: features._content_digests(paths, "raise",
-                                                                       features._DigestMemo(root / "none")))
+        times["sha"] = _best(rounds, lambda: feature_store.content_digests(paths, "raise",
+                                                                       feature_store.DigestMemo(root / "none")))
     # synthetic files were just written: as if they had settled
     with _settled(0.0) if synthetic else contextlib.nullcontext():
-        features._content_digests(paths, "raise", features._DigestMemo(root / "keys"))
-        times["memo_key"] = _best(rounds, lambda: features._content_digests(paths, "raise",
-                                                                            features._DigestMemo(root / "keys")))
+        feature_store.content_digests(paths, "raise", feature_store.DigestMemo(root / "keys"))
+        times["memo_key"] = _best(rounds, lambda: feature_store.content_digests(paths, "raise",
+                                                                            feature_store.DigestMemo(root / "keys")))
     return times
 
 

@@ -179,7 +179,7 @@ def loader_images_per_second(paths: list[Path], backbone: Backbone, spec: ViewSp
     started = time.perf_counter()
     for _, pixels, _ in loader:
         if pixels.dtype == torch.uint8:  # the registry's transforms: normalised where the network runs
-            pixels = backbone.transform.normalize(pixels.to(engine.device))
+            pixels = backbone.transform.standardize(pixels.to(engine.device))
         for start in range(0, len(pixels), batch):
             engine(pixels[start : start + batch])
     return len(paths) / (time.perf_counter() - started)

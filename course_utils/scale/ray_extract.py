@@ -12,11 +12,12 @@ Data documents for offline batch inference, not home-made scheduling:
 * the driver streams the results (``iter_batches``) into the cache entry's memory-mapped layer files, row by image
   index, whatever order the tasks finish in.
 
-**The same store.** The entry is found by the same key (:func:`course_utils.features._cache_key`: backbone, weights,
-layers, views, boxes, images by content), holds the same ``key.json``, ``<layer>.npy`` and ``complete.json`` (with
-each layer file's CRC-32, the skipped images and the settings), so that :func:`features.extract` on the same inputs
-afterwards is a cache hit, and a finished entry found in the cache (local or shared) is returned without starting
-Ray at all.
+**The same store.** The job is planned by :func:`course_utils.features.plan` (the same checks and the same key:
+backbone, weights, layers, views, boxes, images by content) and its entry found, opened, written and finished through
+:mod:`course_utils.feature_store` (:meth:`~course_utils.features.ExtractionPlan.fetch`). It holds the same
+``key.json``, ``<layer>.npy`` and ``complete.json`` (with each layer file's CRC-32, the skipped images and the
+settings), so that :func:`features.extract` on the same inputs afterwards is a cache hit, and a finished entry
+found in the cache (local or shared) is returned without starting Ray at all.
 
 **Resumable.** Every :data:`course_utils.features.CHECKPOINT_SECONDS` and on any interruption (an exception, Ctrl-C,
 a replica that keeps failing) the layer files are flushed and *then* ``progress.json`` records the finished rows,
@@ -39,8 +40,6 @@ the cache must sit on a filesystem every node sees at the same path (``docs/scal
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import time
@@ -49,8 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import augment, backbones, config, engines, features
-from ..datasets.images import file_digest, write_text_atomic
+from .. import augment, backbones, config, engines, feature_store, features
 from ..imageio import BadImageError
 from . import SCALE_EXTRA_HINT
 
@@ -101,8 +99,6 @@ def extract(
     Raises what :func:`features.extract` raises, plus ``ImportError`` without Ray Data and ``ValueError`` for
     replica settings out of range.
     """
-    if on_error not in features.ON_ERROR:
-        raise ValueError(f"on_error must be one of {features.ON_ERROR}; got {on_error!r}.")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of views per forward pass; got {batch_size}.")
     if replicas is not None and replicas < 1:
@@ -112,37 +108,13 @@ def extract(
     if cpus_per_replica <= 0 or (gpus_per_replica is not None and gpus_per_replica < 0):
         raise ValueError(f"cpus_per_replica must be > 0 and gpus_per_replica >= 0; got {cpus_per_replica} and "
                          f"{gpus_per_replica}.")
-    image_paths = [Path(os.path.abspath(os.fspath(p))) for p in paths]
-    if not image_paths:
-        raise ValueError("extract() got no image paths: check that the dataset folder holds images.")
-    spec = augment.get_views(views)
-    crop_boxes = features._check_boxes(boxes, len(image_paths))
-    cache_root = features._cache_root(cache)
-    memo = features._DigestMemo(cache_root) if cache_root is not None else None
-    digests = features._content_digests(image_paths, on_error, memo)
-    loaded = features._load_backbone(backbone, "cpu") if isinstance(backbone, str) else backbone
-    layer_names = features._check_layers(loaded, layers)
-    job = _RayJob(backbone, loaded, layer_names, spec, image_paths, crop_boxes, engine, batch_size, num_workers,
-                  on_error, progress, device, on_batch, replicas, gpus_per_replica, cpus_per_replica, images_per_task)
-    if cache_root is None or memo is None:
-        return job.into_memory()
-    decode = (features.DECODE_POLICY
-              if features._reduces_any(image_paths, spec, crop_boxes, loaded.input_size) else None)
-    key = features._cache_key(loaded, layer_names, spec, crop_boxes, digests, engines.feature_numerics(engine), decode)
-    name = hashlib.sha256(key.encode()).hexdigest()
-    shared = config.shared_cache_dir() if cache is True else None
-    if shared is not None:
-        found = features._read_entry(shared / features._FEATURES_DIR / name, job.run, memo,
-                                     f"it is computed into {cache_root}")
-        if found is not None:
-            return found
-    entry = cache_root / features._FEATURES_DIR / name
-    entry.mkdir(parents=True, exist_ok=True)
-    with features._exclusive(entry):
-        found = features._read_entry(entry, job.run, memo, "it is computed again")
-        if found is not None:
-            return found
-        return job.into_entry(entry, key, memo)
+    job = features.plan(paths, backbone, layers, views, boxes=boxes, engine=engine, cache=cache, on_error=on_error,
+                        device="cpu")  # the driver's copy, for the key and the widths; replicas load their own
+    ray_job = _RayJob(job, backbone, batch_size, num_workers, progress, device, on_batch, replicas, gpus_per_replica,
+                      cpus_per_replica, images_per_task)
+    if job.key is None:
+        return ray_job.into_memory()
+    return job.fetch(ray_job.into_entry)  # a finished entry (shared or own) is returned without starting Ray
 
 
 # --------------------------------------------------------------------------------------------------- the replicas
@@ -152,7 +124,7 @@ class _Replica:
     """One model replica (a Ray actor): the network and its engine, loaded once; each call turns a task's images
     into their features, decoded and computed exactly as :func:`features.extract` does in one process."""
 
-    def __init__(self, backbone: str | backbones.Backbone, weights_id: str, layers: list[str],
+    def __init__(self, backbone: str | backbones.Backbone, weights_id: str, layers: list[str], widths: list[int],
                  views: augment.ViewSpec, engine: str, batch_size: int | None, decoders: int, device: str,
                  threads: int) -> None:
         import torch
@@ -167,7 +139,7 @@ class _Replica:
         self.backbone, self.layers, self.spec, self.decoders, self.device = backbone, layers, views, decoders, device
         self.forward = engines.make_engine(backbone, layers, engine=engine, device=device, threads=threads)
         self.batch = batch_size or self.forward.preferred_batch_size
-        self.widths = [features._layer_dim(backbone, layer) for layer in layers]
+        self.widths = widths
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
@@ -181,7 +153,7 @@ class _Replica:
         reasons = np.full(len(paths), "", dtype=object)
         loader = features.view_loader(
             paths, self.backbone, self.spec, images_per_batch=max(1, self.batch // n_views),
-            num_workers=self.decoders if len(paths) >= features._MIN_IMAGES_FOR_WORKERS else 0,
+            num_workers=self.decoders if len(paths) >= features.MIN_IMAGES_FOR_WORKERS else 0,
             pin_memory=self.device.startswith("cuda"),
             boxes=None if np.isnan(task_boxes).all() else task_boxes)
         with torch.inference_mode():
@@ -191,7 +163,7 @@ class _Replica:
                 good = [i for i in local if i not in bad]
                 if pixels is None:
                     continue
-                pixels = features._normalised(pixels, self.backbone.transform, self.device)
+                pixels = features.network_input(pixels, self.backbone.transform, self.device)
                 chunks = [self.forward(pixels[i : i + self.batch]) for i in range(0, len(pixels), self.batch)]
                 for k, width in enumerate(self.widths):
                     rows = np.concatenate([chunk[k] for chunk in chunks])
@@ -207,75 +179,49 @@ class _Replica:
 
 
 class _RayJob:
-    """One extraction job run on Ray: the rows still to do, streamed into memory or into a cache entry."""
+    """One extraction job (an :class:`~course_utils.features.ExtractionPlan`) run on Ray: the rows still to do,
+    streamed into memory or into a cache entry."""
 
-    def __init__(self, backbone_arg, backbone, layers, spec, paths, boxes, engine, batch_size, num_workers, on_error,
-                 progress, device, on_batch, replicas, gpus_per_replica, cpus_per_replica, images_per_task) -> None:
-        self.backbone_arg, self.backbone, self.layers, self.spec, self.paths = (backbone_arg, backbone, layers, spec,
-                                                                                paths)
-        self.boxes, self.engine, self.batch_size, self.num_workers = boxes, engine, batch_size, num_workers
-        self.on_error, self.progress, self.on_batch, self.device = on_error, progress, on_batch, device
-        self.replicas, self.gpus_per_replica, self.cpus_per_replica = replicas, gpus_per_replica, cpus_per_replica
-        self.images_per_task = images_per_task
-        # features' own job record, for the FeatureSet template, the shapes and an entry's resumable arrays
-        self.run = features._Run(backbone, layers, spec, paths, boxes, engine, batch_size, num_workers, on_error,
-                                 progress, "cpu", on_batch)
+    def __init__(self, job: features.ExtractionPlan, backbone_arg: str | backbones.Backbone, batch_size: int | None,
+                 num_workers: int | None, progress: bool, device: str | None,
+                 on_batch: Callable[[int, int], None] | None, replicas: int | None, gpus_per_replica: float | None,
+                 cpus_per_replica: float, images_per_task: int | None) -> None:
+        self.job, self.backbone_arg, self.backbone, self.layers = job, backbone_arg, job.backbone, job.layers
+        self.spec, self.paths, self.boxes, self.engine, self.on_error = (job.spec, job.paths, job.boxes, job.engine,
+                                                                         job.on_error)
+        self.batch_size, self.num_workers, self.progress, self.on_batch = batch_size, num_workers, progress, on_batch
+        self.device, self.replicas, self.gpus_per_replica = device, replicas, gpus_per_replica
+        self.cpus_per_replica, self.images_per_task = cpus_per_replica, images_per_task
         self.settings: dict = {}
 
     def into_memory(self) -> features.FeatureSet:
-        arrays = {layer: np.full(shape, np.nan, dtype=np.float32) for layer, shape in self.run.shapes.items()}
+        arrays = {layer: np.full(shape, np.nan, dtype=np.float32) for layer, shape in self.job.shapes.items()}
         finished = np.zeros(len(self.paths), dtype=bool)
         skipped: dict[int, str] = {}
         self._stream(arrays, finished, skipped, checkpoint=lambda: None)
         for array in arrays.values():
             array.flags.writeable = False
-        result = self.run.template()
+        result = self.job.template()
         result.arrays = arrays
         result.skipped = [(str(self.paths[i]), skipped[i]) for i in sorted(skipped)]
         result.valid[sorted(skipped)] = False
         return result
 
-    def into_entry(self, entry: Path, key: str, memo) -> features.FeatureSet:
-        marker, progress_file = entry / "complete.json", entry / "progress.json"
-        if marker.exists():  # a finished entry that failed its checks: withdraw the marker before touching anything
-            marker.unlink()
-            progress_file.unlink(missing_ok=True)
-        recorded = _read_progress(progress_file)
-        arrays, start, skipped = self.run._open_or_resume(entry)  # creates the arrays, or reopens finished rows
+    def into_entry(self, writer: feature_store.EntryWriter) -> features.FeatureSet:
+        """Fill the unfinished rows of ``writer``'s entry, in whatever order Ray's tasks finish, then finish it.
+        Rows ``0..done-1`` are finished, and so are the ``finished`` ranges this runner recorded."""
         finished = np.zeros(len(self.paths), dtype=bool)
-        finished[:start] = True
-        if progress_file.is_file() and recorded is not None:  # still consistent: the out-of-order rows count too
-            for first, stop in recorded:
-                finished[first:stop] = True
+        finished[: writer.done] = True
+        for first, stop in _recorded_ranges(writer.resumed):
+            finished[first:stop] = True
+        skipped = writer.skipped
 
         def checkpoint() -> None:
-            for array in arrays.values():
-                array.flush()  # rows on disk first, then the record that says they are there
-            features._write_json(progress_file, {
-                "done": _prefix(finished), "finished": _ranges(finished),
-                "skipped": features._skipped_list(self.paths, {i: r for i, r in skipped.items() if finished[i]}),
-            })
+            writer.checkpoint(_prefix(finished), {i: r for i, r in skipped.items() if finished[i]},
+                              finished=_ranges(finished))
 
-        if not finished.any():
-            write_text_atomic(entry / "key.json", key)
-            checkpoint()
-        self._stream(arrays, finished, skipped, checkpoint)
-        for array in arrays.values():
-            array.flush()
-        arrays.clear()
-        checksums = {layer: file_digest(features._layer_file(entry, layer), "crc32") for layer in self.layers}
-        features._write_json(marker, {
-            "cache_version": features.CACHE_VERSION, "n_images": len(self.paths), "views": self.spec.view_names,
-            "layers": self.layers, "shapes": {layer: list(shape) for layer, shape in self.run.shapes.items()},
-            "crc32": checksums, "skipped": features._skipped_list(self.paths, skipped), **self.settings,
-        })
-        progress_file.unlink(missing_ok=True)
-        loaded = features._load_entry(entry, self.run.template(), self.run.shapes, memo, verify=False)
-        if isinstance(loaded, str):
-            raise RuntimeError(f"The feature cache entry {entry} was written but cannot be read back ({loaded}); "
-                               f"delete it.")
-        loaded.from_cache = False
-        return loaded
+        self._stream(writer.arrays, finished, skipped, checkpoint)
+        return writer.finish(skipped, self.settings)
 
     def _stream(self, arrays: dict[str, np.ndarray], finished: np.ndarray, skipped: dict[int, str],
                 checkpoint: Callable[[], None]) -> None:
@@ -287,7 +233,7 @@ class _RayJob:
         ray = import_ray()
         dataset = self._dataset(ray, todo)
         n_images = len(self.paths)
-        bar = features._progress_bar(n_images, int(finished.sum()), self.progress,
+        bar = features.progress_bar(n_images, int(finished.sum()), self.progress,
                                      f"{self.backbone.name} {','.join(self.layers)} (ray)")
         last_checkpoint = time.monotonic()
         try:
@@ -344,7 +290,7 @@ class _RayJob:
         return ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_task)).map_batches(
             _Replica,
             fn_constructor_kwargs={"backbone": backbone, "weights_id": self.backbone.weights_id,
-                                   "layers": self.layers, "views": self.spec, "engine": self.engine,
+                                   "layers": self.layers, "widths": self.job.widths, "views": self.spec, "engine": self.engine,
                                    "batch_size": self.batch_size, "decoders": decoders, "device": device,
                                    "threads": threads},
             batch_size=per_task, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=replicas),
@@ -367,13 +313,12 @@ def _ranges(finished: np.ndarray) -> list[list[int]]:
     return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def _read_progress(progress_file: Path) -> list[tuple[int, int]] | None:
-    """The ``finished`` ranges of ``progress.json`` (``None`` when there is no readable record)."""
+def _recorded_ranges(record: dict | None) -> list[tuple[int, int]]:
+    """The ``finished`` ranges of a resumed ``progress.json`` (none when there is no record or it holds none)."""
     try:
-        record = json.loads(progress_file.read_text())
-        return [(int(a), int(b)) for a, b in record.get("finished", [])]
-    except (OSError, ValueError, TypeError):
-        return None
+        return [(int(a), int(b)) for a, b in (record or {}).get("finished", [])]
+    except (ValueError, TypeError):
+        return []
 
 
 @contextlib.contextmanager
