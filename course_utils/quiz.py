@@ -16,6 +16,10 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ipywidgets  # imported lazily: only the interactive form needs it
 
 RIGHT, WRONG = "\u2713", "\u2717"
 
@@ -95,7 +99,7 @@ class Question:
                 f"<details><summary>Answer</summary>{html.escape(self.answer_text())}. "
                 f"{html.escape(self.explanation)}</details></div>")
 
-    def widget(self):  # noqa: ANN201 - an ipywidgets.VBox; ipywidgets is imported lazily
+    def widget(self) -> ipywidgets.VBox:
         """The interactive form: options (or a number box), a Check button and the feedback line."""
         import ipywidgets as widgets
 

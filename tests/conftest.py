@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image
+
+if TYPE_CHECKING:
+    from course_utils.datasets.base import DatasetRecord
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -47,3 +52,24 @@ def random_photo(seed: int, size: tuple[int, int] = (64, 48)) -> Image.Image:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
     return Image.fromarray(small).resize(size, Image.BILINEAR)
+
+
+def classes_record(tmp_path: Path | None = None) -> DatasetRecord:
+    """A toy record: three classes a, b, c; per class 2 train, 1 val and 3 test images, in interleaved order."""
+    from course_utils.datasets.base import DatasetRecord
+
+    labels = np.array([0, 1, 2] * 6)
+    split = np.array(["train"] * 6 + ["val"] * 3 + ["test"] * 9)
+    root = tmp_path or Path("/nonexistent")
+    return DatasetRecord("toy", "multiclass", root, [root / f"im{i:02d}.png" for i in range(18)], labels=labels,
+                         class_names=["a", "b", "c"], split=split, protocol="toy protocol")
+
+
+def few_shot_record(tmp_path: Path) -> DatasetRecord:
+    """A toy record for few-shot draws: three classes of 5 training images each, 2 test images each."""
+    from course_utils.datasets.base import DatasetRecord
+
+    labels = np.array([0] * 5 + [1] * 5 + [2] * 5 + [0, 0, 1, 1, 2, 2])
+    split = np.array(["train"] * 15 + ["test"] * 6)
+    return DatasetRecord(name="toy", task="multiclass", root=tmp_path,
+                         paths=[tmp_path / f"{i}.jpg" for i in range(21)], labels=labels, split=split)

@@ -3,7 +3,6 @@ against hand-computed values; and every helper that moved out of it, at its new 
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -11,10 +10,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from conftest import few_shot_record
 from PIL import Image
 
 from course_utils import backbones, experiments, notebook
-from course_utils.datasets.base import DatasetRecord
 
 
 @pytest.fixture(autouse=True)
@@ -111,15 +110,8 @@ def test_backbone_embed_matches_the_cached_extraction_of_the_same_pixels(untrain
         untrained_lite0.embed([])
 
 
-def _few_shot_record(tmp_path: Path) -> DatasetRecord:
-    labels = np.array([0] * 5 + [1] * 5 + [2] * 5 + [0, 0, 1, 1, 2, 2])
-    split = np.array(["train"] * 15 + ["test"] * 6)
-    return DatasetRecord(name="toy", task="multiclass", root=tmp_path,
-                         paths=[tmp_path / f"{i}.jpg" for i in range(21)], labels=labels, split=split)
-
-
 def test_few_shot_scores_average_each_setting_over_the_same_draws(tmp_path):
-    record = _few_shot_record(tmp_path)
+    record = few_shot_record(tmp_path)
     rng = np.random.default_rng(0)
     separable = 5 * np.eye(4)[record.labels] + 0.1 * rng.standard_normal((len(record), 4))
     # view 0 is the same vector for every image (chance: one class of three right), view 1 separates the classes

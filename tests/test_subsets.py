@@ -6,23 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import classes_record, few_shot_record
 
 from course_utils import metrics
 from course_utils.datasets import subsets
 from course_utils.datasets.base import DatasetRecord, Query
 
 
-def _classes_record(tmp_path: Path | None = None) -> DatasetRecord:
-    """Three classes a, b, c; per class 2 train, 1 val and 3 test images, in interleaved order."""
-    labels = np.array([0, 1, 2] * 6)
-    split = np.array(["train"] * 6 + ["val"] * 3 + ["test"] * 9)
-    root = tmp_path or Path("/nonexistent")
-    return DatasetRecord("toy", "multiclass", root, [root / f"im{i:02d}.png" for i in range(18)], labels=labels,
-                         class_names=["a", "b", "c"], split=split, protocol="toy protocol")
-
-
 def test_class_subset_keeps_the_chosen_classes_relabelled_in_the_order_given():
-    record = _classes_record()
+    record = classes_record()
     subset = subsets.class_subset(record, ["c", 0], test_per_class=2)
     # class c (label 2): train 2, 5; val 8; test 11, 14 (17 dropped by the cap); class a (0): 0, 3, 6, 9, 12
     assert [p.name for p in subset.paths] == [f"im{i:02d}.png" for i in (0, 2, 3, 5, 6, 8, 9, 11, 12, 14)]
@@ -34,7 +26,7 @@ def test_class_subset_keeps_the_chosen_classes_relabelled_in_the_order_given():
 
 
 def test_class_subset_rejects_unknown_repeated_or_multilabel_classes_clearly():
-    record = _classes_record()
+    record = classes_record()
     with pytest.raises(ValueError, match=r"'toy' has no class 'd'; its classes start \['a', 'b', 'c'\]"):
         subsets.class_subset(record, ["a", "d"])
     with pytest.raises(ValueError, match="Class id 3 is outside 0..2"):
@@ -71,18 +63,11 @@ def test_retrieval_subset_rejects_bad_sizes_and_other_tasks():
     with pytest.raises(ValueError, match="n_images must be in 1..12 for 'groups'; got 13"):
         subsets.retrieval_subset(_retrieval_record(), 13)
     with pytest.raises(ValueError, match="needs a retrieval dataset; 'toy' is 'multiclass'"):
-        subsets.retrieval_subset(_classes_record(), 2)
-
-
-def _few_shot_record(tmp_path: Path) -> DatasetRecord:
-    labels = np.array([0] * 5 + [1] * 5 + [2] * 5 + [0, 0, 1, 1, 2, 2])
-    split = np.array(["train"] * 15 + ["test"] * 6)
-    return DatasetRecord(name="toy", task="multiclass", root=tmp_path,
-                         paths=[tmp_path / f"{i}.jpg" for i in range(21)], labels=labels, split=split)
+        subsets.retrieval_subset(classes_record(), 2)
 
 
 def test_few_shot_indices_keep_per_class_training_images_and_every_test_image(tmp_path):
-    record = _few_shot_record(tmp_path)
+    record = few_shot_record(tmp_path)
     chosen = subsets.few_shot_indices(record, 2, seed=3)
     assert np.all(np.diff(chosen) > 0)
     train = chosen[record.split[chosen] == "train"]
@@ -94,7 +79,7 @@ def test_few_shot_indices_keep_per_class_training_images_and_every_test_image(tm
 
 
 def test_few_shot_indices_explain_impossible_requests(tmp_path):
-    record = _few_shot_record(tmp_path)
+    record = few_shot_record(tmp_path)
     with pytest.raises(ValueError, match=r"class 0 has 5 training images, fewer than per_class=6; ask for at most 5"):
         subsets.few_shot_indices(record, 6)
     with pytest.raises(ValueError, match="per_class must be at least 1; got 0"):
@@ -122,7 +107,7 @@ def test_class_subset_covers_every_chosen_class_in_each_split_with_the_expected_
 
 
 def test_few_shot_indices_have_per_class_times_classes_plus_every_test_image(tmp_path):
-    record = _few_shot_record(tmp_path)  # 3 classes of 5 training images, 6 test images
+    record = few_shot_record(tmp_path)  # 3 classes of 5 training images, 6 test images
     for per_class in (1, 3, 5):
         chosen = subsets.few_shot_indices(record, per_class, seed=1)
         assert chosen.shape == (3 * per_class + 6,) and chosen.dtype.kind == "i"

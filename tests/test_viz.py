@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -10,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from conftest import classes_record
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 from PIL import Image
@@ -48,15 +48,6 @@ def test_bar_chart_of_short_labels_keeps_them_level_and_caps_the_axis_at_100():
 
 
 # --- image grids, filters, the network's input ----------------------------------------------------------------
-
-
-def _classes_record(tmp_path: Path | None = None) -> DatasetRecord:
-    """Three classes a, b, c; per class 2 train, 1 val and 3 test images, in interleaved order."""
-    labels = np.array([0, 1, 2] * 6)
-    split = np.array(["train"] * 6 + ["val"] * 3 + ["test"] * 9)
-    root = tmp_path or Path("/nonexistent")
-    return DatasetRecord("toy", "multiclass", root, [root / f"im{i:02d}.png" for i in range(18)], labels=labels,
-                         class_names=["a", "b", "c"], split=split, protocol="toy protocol")
 
 
 def test_show_images_draws_one_axis_per_image_in_a_grid():
@@ -175,7 +166,7 @@ def test_draw_patch_pyramid_shows_each_level_and_the_running_total():
 
 
 def test_show_confused_pairs_puts_each_mistake_beside_the_class_it_was_taken_for(tmp_path):
-    record = _classes_record(tmp_path)
+    record = classes_record(tmp_path)
     for i, path in enumerate(record.paths):  # the red channel encodes the image number
         Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(path)
     test = record.indices("test")  # 9..17, labels 0 1 2 0 1 2 0 1 2
@@ -190,7 +181,7 @@ def test_show_confused_pairs_puts_each_mistake_beside_the_class_it_was_taken_for
 
 
 def test_show_confused_pairs_without_mistakes_or_for_multilabel_outcomes():
-    record = _classes_record()
+    record = classes_record()
     labels = record.labels[record.indices("test")]
     figure = viz.show_confused_pairs(record, SimpleNamespace(y_true=labels, y_pred=labels, test_indices=None))
     assert figure.axes[0].texts[0].get_text() == "no confusions: every test image is classified correctly"
