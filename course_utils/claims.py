@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ClaimRow:
-    """One bar group of the paper's Figure 1, taken from the tables (which the digest says are the ground truth)."""
+    """One bar group of the paper's Figure 1, taken from its tables (the tables, not the drawn bars, are what
+    docs/paper.md reproduces)."""
 
     task: str
     dataset: str
