@@ -149,14 +149,20 @@ def extract(
                               device=device, on_batch=on_batch)
     if runner != "local":
         raise ValueError(f"runner must be 'local' or 'ray'; got {runner!r} (check $COURSE_RUNNER).")
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of views per forward pass; got {batch_size}.")
+    check_batch_size(batch_size)
     job = plan(paths, backbone, layers, views, boxes=boxes, engine=engine, cache=cache, on_error=on_error,
                device=device)
     run = _Run(job, batch_size, num_workers, progress, device, on_batch)
     if job.key is None:
         return run.into_memory()
     return job.fetch(run.into_entry)
+
+
+def check_batch_size(batch_size: int | None) -> None:
+    """``ValueError`` unless ``batch_size`` (views per forward pass) is ``None`` (the engine's choice) or positive:
+    every runner checks it before any work, so a bad value fails at once, not in a worker."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of views per forward pass; got {batch_size}.")
 
 
 @dataclass(frozen=True, eq=False)

@@ -108,3 +108,9 @@ def test_features_extract_dispatches_to_ray(local_ray, photos, tmp_path, one_thr
     assert marker["runner"] == "ray" and found["pool"].shape == (4, 1, 1280)
     with pytest.raises(ValueError, match="runner must be 'local' or 'ray'; got 'dask'"):
         features.extract(photos[:1], cache=False, runner="dask", **OPTIONS)
+
+
+def test_a_bad_batch_size_fails_before_any_work_as_locally(photos):
+    for extract in (features.extract, ray_extract.extract):
+        with pytest.raises(ValueError, match="batch_size must be a positive number of views per forward pass; got 0"):
+            extract(photos[:1], batch_size=0, cache=False, progress=False)

@@ -99,8 +99,7 @@ def extract(
     Raises what :func:`features.extract` raises, plus ``ImportError`` without Ray Data and ``ValueError`` for
     replica settings out of range.
     """
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of views per forward pass; got {batch_size}.")
+    features.check_batch_size(batch_size)
     if replicas is not None and replicas < 1:
         raise ValueError(f"replicas must be at least 1; got {replicas}.")
     if images_per_task is not None and images_per_task < 1:
