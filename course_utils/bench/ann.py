@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from .. import cli
+from ..normalize import l2_rows
 
 QUICK = {"vectors": 50_000, "dim": 256, "queries": 20, "index": "ivfpq", "dataset": "demo_retrieval"}
 NPROBES = (4, 8, 16, 32, 64, 128)  # IVF cells searched per query, tried after the plan's setting
@@ -196,8 +197,7 @@ def real_benchmark(args: argparse.Namespace) -> float:
     record = record or datasets.load("demo_retrieval")
     views = features.extract(list(record.paths), views="paper16", progress=True)
     layer = views.layers[0]
-    all_views = np.array(views[layer], dtype=np.float32)  # a writable copy of the read-only cache map
-    all_views /= np.maximum(np.linalg.norm(all_views, axis=2, keepdims=True), 1e-12)  # the paper's L2 rows
+    all_views = l2_rows(np.asarray(views[layer], dtype=np.float32))  # the paper's L2 rows (a copy of the cache map)
     db = database_indices(record)
     db_views, query_views = all_views[db], all_views[[q.index for q in record.queries]]
     k = min(args.k, len(db))

@@ -41,6 +41,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..normalize import l2_rows
 from ..retrieval.search import jitter_distances, rank, spatial_distances
 from . import SCALE_EXTRA_HINT
 
@@ -225,8 +226,8 @@ def global_vectors(views: np.ndarray, how: str = "mean") -> np.ndarray:
     if how == "first":
         vectors = views[:, 0]
     else:
-        vectors = (views / np.maximum(np.linalg.norm(views, axis=2, keepdims=True), 1e-12)).mean(axis=1)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        vectors = l2_rows(views).mean(axis=1)
+    return l2_rows(vectors)
 
 
 def rerank(query_views: np.ndarray, db_views: np.ndarray, candidates: np.ndarray, *, distance: str = "spatial",
@@ -331,5 +332,4 @@ def synthetic_features(n: int, dim: int, *, seed: int = 0, stream: int = 0, star
     rng = np.random.default_rng([seed, 1 + stream, start])
     points = centres[rng.integers(0, clusters, n)] + np.float32(spread) * rng.standard_normal((n, latent),
                                                                                                dtype=np.float32)
-    vectors = np.maximum(points @ projection, 0.0)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return l2_rows(np.maximum(points @ projection, 0.0))
